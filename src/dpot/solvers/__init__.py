@@ -1,0 +1,1 @@
+"""Built-in PDE solvers: one module per family; the registry lives in dpot.solvers.registry."""
