@@ -1,0 +1,14 @@
+"""Evaluation: the paper's L2RE, nRMSE, VRMSE and the masked relative-L2 training loss."""
+
+from dpot.evaluation.metrics import (
+    l2re,
+    l2re_per_step,
+    masked_channel_mean,
+    nrmse,
+    relative_l2_loss,
+    relative_l2_per_channel,
+    vrmse,
+)
+
+__all__ = ["l2re", "l2re_per_step", "masked_channel_mean", "nrmse", "relative_l2_loss",
+           "relative_l2_per_channel", "vrmse"]
