@@ -1,0 +1,142 @@
+"""Per-channel statistics (mean, std, min, max), computed streaming and cached in `<dataset>/stats.json`.
+
+Used for optional normalisation (off by default: the reference trains on raw values) and by `dpot info`.
+The cache is keyed on the size and modification time of the split file, so a rewritten dataset is recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dpot.data.format import Split, open_split
+from dpot.io import write_json
+
+STATS_FILE = "stats.json"
+_BLOCK_BYTES = 64 << 20  # read at most ~64 MiB at a time
+
+
+@dataclass
+class ChannelStats:
+    """Per-channel summary of one array (`fields`, `inputs` or `targets`) of a split."""
+
+    channels: list[str]
+    mean: list[float]
+    std: list[float]
+    min: list[float]
+    max: list[float]
+    count: int  # values per channel
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ChannelStats:
+        return cls(**{k: d[k] for k in ("channels", "mean", "std", "min", "max", "count")})
+
+
+class _Accumulator:
+    """Chan's parallel mean/variance merge in float64, plus running min/max, per channel."""
+
+    def __init__(self, n_channels: int):
+        self.n = 0
+        self.mean = np.zeros(n_channels)
+        self.m2 = np.zeros(n_channels)
+        self.lo = np.full(n_channels, np.inf)
+        self.hi = np.full(n_channels, -np.inf)
+
+    def add(self, block: np.ndarray) -> None:
+        flat = block.reshape(-1, block.shape[-1]).astype(np.float64)
+        nb = flat.shape[0]
+        if nb == 0:
+            return
+        mb = flat.mean(axis=0)
+        m2b = ((flat - mb) ** 2).sum(axis=0)
+        delta = mb - self.mean
+        total = self.n + nb
+        self.mean = self.mean + delta * nb / total
+        self.m2 = self.m2 + m2b + delta**2 * self.n * nb / total
+        self.n = total
+        self.lo = np.minimum(self.lo, flat.min(axis=0))
+        self.hi = np.maximum(self.hi, flat.max(axis=0))
+
+    def result(self, channels: list[str]) -> ChannelStats:
+        std = np.sqrt(self.m2 / max(self.n, 1))
+        return ChannelStats(list(channels), self.mean.tolist(), std.tolist(), self.lo.tolist(),
+                            self.hi.tolist(), int(self.n))
+
+
+def _blocks(split: Split, key: str):
+    """Yield slabs of `key` of at most ~64 MiB: several trajectories, or frames of one trajectory."""
+    ds = split.file[key]
+    per_item = 4 * math.prod(ds.shape[1:])
+    if per_item <= _BLOCK_BYTES or key != "fields":
+        step = max(1, _BLOCK_BYTES // max(per_item, 1))
+        for a in range(0, ds.shape[0], step):
+            yield np.asarray(ds[a:a + step], dtype=np.float32)
+        return
+    frame = 4 * math.prod(ds.shape[2:])
+    step = max(1, _BLOCK_BYTES // frame)
+    for i in range(ds.shape[0]):
+        for a in range(0, ds.shape[1], step):
+            yield np.asarray(ds[i, a:a + step], dtype=np.float32)
+
+
+def compute_stats(split: Split, progress=None) -> dict[str, ChannelStats]:
+    """Stream over a split; per-channel stats of each array it holds (`fields`, or `inputs` and `targets`).
+
+    `progress`, if given, is called with the number of values processed after each block.
+    """
+    meta = split.meta
+    if meta.steady:
+        arrays = {"inputs": meta.input_channels or [f"in{c}" for c in range(split.shape[-1])],
+                  "targets": meta.channels}
+    else:
+        arrays = {"fields": meta.channels}
+    out = {}
+    for key, names in arrays.items():
+        acc = None
+        for block in _blocks(split, key):
+            acc = acc or _Accumulator(block.shape[-1])
+            acc.add(block)
+            if progress is not None:
+                progress(block.size)
+        out[key] = acc.result(names)
+    return out
+
+
+def _signature(path: Path) -> dict:
+    st = path.stat()
+    return {"file": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def load_stats(dataset_dir: str | os.PathLike, split: str = "train") -> dict[str, ChannelStats]:
+    """Per-channel stats of `split`, read from `<dataset_dir>/stats.json` or computed once and stored there.
+
+    If the folder is read-only the stats are computed in memory (with a warning) on every call.
+    """
+    dataset_dir = Path(dataset_dir)
+    sp = open_split(dataset_dir, split)
+    sig = _signature(sp.path)
+    cache = dataset_dir / STATS_FILE
+    stored: dict = {}
+    if cache.is_file():
+        try:
+            stored = json.loads(cache.read_text())
+        except (OSError, json.JSONDecodeError):
+            stored = {}
+        entry = stored.get(split)
+        if entry and entry.get("source") == sig:
+            return {k: ChannelStats.from_dict(v) for k, v in entry["arrays"].items()}
+    stats = compute_stats(sp)
+    sp.close()
+    stored[split] = {"source": sig, "arrays": {k: asdict(v) for k, v in stats.items()}}
+    try:
+        write_json(cache, stored)
+    except OSError as exc:
+        warnings.warn(f"{cache}: cannot store normalisation statistics ({exc}); computed in memory",
+                      stacklevel=2)
+    return stats
