@@ -113,24 +113,36 @@ def _signature(path: Path) -> dict:
     return {"file": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def _read_cache(dataset_dir: Path) -> dict:
+    try:
+        return json.loads((dataset_dir / STATS_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def cached_stats(dataset_dir: str | os.PathLike, split: str = "train") -> dict[str, ChannelStats] | None:
+    """The stats of `split` stored in `stats.json` if they are up to date with the split file, else None."""
+    dataset_dir = Path(dataset_dir)
+    entry = _read_cache(dataset_dir).get(split)
+    path = dataset_dir / f"{split}.h5"
+    if entry and path.is_file() and entry.get("source") == _signature(path):
+        return {k: ChannelStats.from_dict(v) for k, v in entry["arrays"].items()}
+    return None
+
+
 def load_stats(dataset_dir: str | os.PathLike, split: str = "train") -> dict[str, ChannelStats]:
     """Per-channel stats of `split`, read from `<dataset_dir>/stats.json` or computed once and stored there.
 
     If the folder is read-only the stats are computed in memory (with a warning) on every call.
     """
     dataset_dir = Path(dataset_dir)
+    cached = cached_stats(dataset_dir, split)
+    if cached is not None:
+        return cached
     sp = open_split(dataset_dir, split)
     sig = _signature(sp.path)
     cache = dataset_dir / STATS_FILE
-    stored: dict = {}
-    if cache.is_file():
-        try:
-            stored = json.loads(cache.read_text())
-        except (OSError, json.JSONDecodeError):
-            stored = {}
-        entry = stored.get(split)
-        if entry and entry.get("source") == sig:
-            return {k: ChannelStats.from_dict(v) for k, v in entry["arrays"].items()}
+    stored = _read_cache(dataset_dir)
     stats = compute_stats(sp)
     sp.close()
     stored[split] = {"source": sig, "arrays": {k: asdict(v) for k, v in stats.items()}}
