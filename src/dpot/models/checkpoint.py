@@ -1,0 +1,158 @@
+"""Checkpoint directories: `config.json` (model type + config + extras) and `model.safetensors`.
+
+`load_model(dir)` dispatches on `config.json["model_type"]` through `MODEL_TYPES`, whose values are classes
+with `from_pretrained(dir, map_location)` or lazy `"module:Class"` strings (so registering a model type never
+imports heavy optional dependencies).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dpot.errors import DpotError
+from dpot.io import atomic_path, write_json
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+MODEL_TYPES: dict[str, Any] = {
+    "dpot": "dpot.models.dpot:DPOT",
+    "fno": "dpot.models.fno_baseline:FNOBaseline",
+}
+
+
+def _resolve(model_type: str):
+    entry = MODEL_TYPES.get(model_type)
+    if entry is None:
+        raise DpotError(f"unknown model_type {model_type!r}; known types: {', '.join(sorted(MODEL_TYPES))}")
+    if isinstance(entry, str):
+        module, _, attr = entry.partition(":")
+        entry = getattr(importlib.import_module(module), attr)
+        MODEL_TYPES[model_type] = entry
+    return entry
+
+
+def read_checkpoint_config(directory: str | os.PathLike) -> dict[str, Any]:
+    """The parsed `config.json` of a checkpoint directory (one-line DpotError if it is not one)."""
+    directory = Path(directory)
+    path = directory / CONFIG_FILE if directory.is_dir() else directory
+    if not path.is_file():
+        raise DpotError(f"{directory}: not a checkpoint directory ({CONFIG_FILE} missing)")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DpotError(f"{path}: invalid JSON ({exc})") from None
+    if not isinstance(meta, dict) or "model_type" not in meta or "model" not in meta:
+        raise DpotError(f"{path}: not a dpot checkpoint config (needs 'model_type' and 'model')")
+    return meta
+
+
+def save_pretrained(model: nn.Module, directory: str | os.PathLike, extra: dict | None = None) -> Path:
+    """Write `model.safetensors` then `config.json` (each atomic; config last = complete)."""
+    from safetensors.torch import save_file
+
+    from dpot import __version__
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(directory / WEIGHTS_FILE) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+    write_json(
+        directory / CONFIG_FILE,
+        {
+            "model_type": model.model_type,
+            "model": model.config.to_dict(),
+            "dpot_version": __version__,
+            **(extra or {}),
+        },
+    )
+    return directory
+
+
+def load_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu"):
+    """Build `cls` from `config.json` and load `model.safetensors` strictly."""
+    from safetensors.torch import load_file
+
+    from dpot.models.config import DPOTConfig
+
+    directory = Path(directory)
+    meta = read_checkpoint_config(directory)
+    if meta["model_type"] != cls.model_type:
+        raise DpotError(
+            f"{directory}: model_type is {meta['model_type']!r}, not {cls.model_type!r}; "
+            "use dpot.models.load_model to load any type"
+        )
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise DpotError(f"{directory}: {WEIGHTS_FILE} missing")
+    model = cls(DPOTConfig.from_dict(meta["model"]))
+    state = load_file(str(weights), device=str(map_location))
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise DpotError(
+            f"{weights}: weights do not match config.json (missing {result.missing_keys[:3]}, "
+            f"unexpected {result.unexpected_keys[:3]})"
+        )
+    return model.to(map_location)
+
+
+def load_model(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Load any dpot checkpoint directory, dispatching on its `model_type` through `MODEL_TYPES`."""
+    meta = read_checkpoint_config(directory)
+    return _resolve(meta["model_type"]).from_pretrained(directory, map_location=map_location)
+
+
+def checkpoint_summary(path: str | os.PathLike) -> str:
+    """Multi-line description of a checkpoint directory: type, architecture, parameter count, files, extras.
+
+    Reads only `config.json` and the safetensors header, so it is instant even for DPOT-H.
+    """
+    from safetensors import safe_open
+
+    from dpot.models.config import DPOTConfig
+    from dpot.models.dpot import describe
+
+    directory = Path(path)
+    meta = read_checkpoint_config(directory)
+    if directory.is_file():
+        directory = directory.parent
+    weights = directory / WEIGHTS_FILE
+    n_params = n_tensors = None
+    if weights.is_file():
+        with safe_open(str(weights), framework="pt") as f:
+            keys = list(f.keys())
+            n_tensors = len(keys)
+            n_params = 0
+            for k in keys:
+                numel = 1
+                for s in f.get_slice(k).get_shape():
+                    numel *= s
+                n_params += numel
+    lines = [
+        f"checkpoint {directory} (model_type {meta['model_type']}, dpot {meta.get('dpot_version', '?')})"
+    ]
+    if meta["model_type"] == "dpot":
+        lines.append(describe(DPOTConfig.from_dict(meta["model"]), n_params))
+    else:
+        lines.append("  model: " + ", ".join(f"{k}={v}" for k, v in meta["model"].items()))
+        if n_params is not None:
+            lines.append(f"  parameters: {n_params:,} ({n_params / 1e6:.2f}M)")
+    if weights.is_file():
+        lines.append(f"  weights: {WEIGHTS_FILE}, {n_tensors} tensors, {weights.stat().st_size / 1e6:.1f} MB")
+    else:
+        lines.append(f"  weights: {WEIGHTS_FILE} MISSING")
+    for name in sorted(p.name for p in directory.iterdir() if p.name not in (CONFIG_FILE, WEIGHTS_FILE)):
+        lines.append(f"  also: {name}")
+    for key, value in meta.items():
+        if key not in ("model_type", "model", "dpot_version"):
+            text = json.dumps(value, sort_keys=True)
+            lines.append(f"  {key}: {text if len(text) <= 100 else text[:97] + '...'}")
+    return "\n".join(lines)
