@@ -1,0 +1,80 @@
+"""Time stepping shared by the solvers: per-trajectory clocks that land exactly on the output times, and the
+NaN check that turns a blown-up trajectory into a DpotError naming it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from dpot.errors import DpotError
+
+_MAX_STEPS_PER_FRAME = 200_000  # a guard against a time step collapsing to zero (it would never finish)
+
+
+def check_finite(x: torch.Tensor, name: str, start: int, t: float) -> None:
+    """Raise a DpotError naming the first trajectory (global index) whose state is not finite at time t."""
+    bad = ~torch.isfinite(x.reshape(x.shape[0], -1)).all(dim=1)
+    if bool(bad.any()):
+        i = int(torch.nonzero(bad)[0, 0])
+        raise DpotError(
+            f"{name}: trajectory {start + i} became NaN/Inf at t={t:.6g}; the settings are unstable "
+            "(reduce the time step factor or the parameter range)"
+        )
+
+
+def integrate_frames(
+    state,
+    frames: int,
+    dt: float,
+    step: Callable,
+    max_step: Callable,
+    record: Callable,
+    *,
+    name: str,
+    start: int = 0,
+    check: Callable[[object], torch.Tensor] | None = None,
+):
+    """Advance `state` through `frames - 1` output intervals of length `dt`; return the recorded frames
+    stacked on axis 1 as `(B, frames, ...)`.
+
+    `max_step(state) -> (B,)` is the largest stable step per trajectory; `step(state, h) -> state` takes a
+    step of `h` `(B,)` (zero for trajectories already at the output time, which must leave them unchanged);
+    `record(state) -> (B, ...)` makes a stored frame. Each trajectory keeps its own clock, so its result does
+    not depend on the other trajectories in the batch.
+    """
+    out = [record(state)]
+    probe = check or record
+    for f in range(1, frames):
+        target = f * dt
+        # one clock per trajectory, float64 so that thousands of steps still land on the output time
+        t = torch.full((out[0].shape[0],), (f - 1) * dt, dtype=torch.float64)
+        for _ in range(_MAX_STEPS_PER_FRAME):
+            remaining = target - t
+            active = remaining > 1e-12 * max(1.0, target)
+            if not bool(active.any()):
+                break
+            h_max = max_step(state).detach().to("cpu", torch.float64)
+            h_max = torch.nan_to_num(h_max, nan=0.0, posinf=dt, neginf=0.0).clamp(min=0.0, max=dt)
+            if bool((h_max[active] <= 0).any()):
+                check_finite(probe(state), name, start, float(t.max()))
+                raise DpotError(f"{name}: the stable time step collapsed to zero at t={float(t.min()):.6g}")
+            # take the remainder whole when it is barely above the stable step, to avoid a tiny last step
+            h = torch.where(remaining <= h_max * 1.0001, remaining, h_max)
+            h = torch.where(active, h, torch.zeros_like(h))
+            state = step(state, h)
+            t = t + h
+        else:
+            raise DpotError(
+                f"{name}: more than {_MAX_STEPS_PER_FRAME} steps for one frame; the time step is "
+                "too small for these settings"
+            )
+        check_finite(probe(state), name, start, target)
+        out.append(record(state))
+    return torch.stack(out, dim=1)
+
+
+def substeps(dt: float, h_max: float) -> tuple[int, float]:
+    """A fixed step that divides the output interval: (number of steps, step) with step <= h_max."""
+    n = max(1, int(-(-dt // h_max)))
+    return n, dt / n
