@@ -1,0 +1,163 @@
+"""`pretrain(config)`: build the dataset mixture, the model and the held-out sets from a `PretrainConfig`,
+then train with `Trainer` into the run directory (`config.out`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dpot.config import load_config, to_dict
+from dpot.data.format import dataset_dirs, open_split
+from dpot.errors import DpotError
+from dpot.training.config import DataConfig, PretrainConfig
+from dpot.training.trainer import FitResult, Trainer
+
+
+def select_datasets(data: DataConfig) -> list[Path]:
+    """The dataset folders to train on: `data.datasets` under `data.root` minus `data.exclude`; if empty,
+    every time-dependent dataset of the most common spatial dimension."""
+    if not data.root:
+        raise DpotError("data.root is not set; pass data.root=DIR (a folder from `dpot generate` or "
+                        "`dpot convert`)")
+    found = {p.name: p for p in dataset_dirs(data.root)}
+    unknown = [n for n in [*data.datasets, *data.exclude, *data.weights] if n not in found]
+    if unknown:
+        raise DpotError(f"data: no dataset {unknown[0]!r} under {data.root} (found: {', '.join(found)})")
+    if data.datasets:
+        chosen = [found[n] for n in data.datasets if n not in set(data.exclude)]
+    else:  # every time-dependent dataset of the most common dimension (one model has one dimension)
+        metas = {n: open_split(p, "train").meta for n, p in found.items() if n not in set(data.exclude)}
+        dims = [m.ndim for m in metas.values() if not m.steady]
+        ndim = max(sorted(set(dims)), key=dims.count) if dims else 0
+        chosen = [found[n] for n, m in metas.items() if not m.steady and m.ndim == ndim]
+    steady = [p.name for p in chosen if open_split(p, "train").meta.steady]
+    if steady:
+        raise DpotError(f"data.datasets: {steady[0]!r} is steady-state (inputs -> targets); pre-training "
+                        "needs time series; fine-tune on it instead")
+    if not chosen:
+        raise DpotError(f"data: no time-dependent datasets left under {data.root} to train on")
+    return chosen
+
+
+def build_mixture(cfg: PretrainConfig, dirs: list[Path], t_ar: int):
+    """The training `Mixture` of `WindowDataset`s (ids 0..K-1 in the order of `dirs`)."""
+    from dpot.data.mixture import Mixture
+
+    d = cfg.data
+    weights = [float(d.weights.get(p.name, 1.0)) for p in dirs]
+    return Mixture.from_dirs(dirs, weights=weights, n_channels=d.n_channels, split="train", t_in=d.t_in,
+                             t_ar=t_ar, stride=d.stride, resolution=_resolution(d), resample=d.resample,
+                             n_trajectories=d.n_trajectories, normalize=d.normalize)
+
+
+def _resolution(d: DataConfig) -> Any:
+    if d.resolution is None:
+        return None
+    return d.resolution[0] if len(d.resolution) == 1 else tuple(d.resolution)
+
+
+def build_model(cfg: PretrainConfig, mixture) -> torch.nn.Module:
+    """A DPOT of `cfg.model.preset` sized for the data (dimension, grid, channels, T_in, one class per
+    dataset); `cfg.model.options` override any field."""
+    from dpot.models import DPOT
+
+    first = mixture.datasets[0]
+    shape = tuple(first.space_shape)
+    fitted = dict(ndim=len(shape), img_size=list(shape), in_channels=mixture.n_channels,
+                  out_channels=mixture.n_channels, in_timesteps=cfg.data.t_in, n_cls=len(mixture.datasets))
+    try:
+        return DPOT.from_preset(cfg.model.preset, **{**fitted, **cfg.model.options})
+    except (TypeError, ValueError) as exc:
+        raise DpotError(f"model: {exc}") from None
+
+
+def build_eval_sets(cfg: PretrainConfig, mixture) -> list:
+    """Held-out `TrajectoryDataset`s (first `train.eval_trajectories` of each dataset's eval split), cut to a
+    `train.eval_steps`-frame horizon; datasets without that split are skipped."""
+    from dpot.data.windows import TrajectoryDataset
+
+    d, t = cfg.data, cfg.train
+    sets = []
+    for k, w in enumerate(mixture.datasets):
+        if not (w.dataset_dir / f"{t.eval_split}.h5").is_file():
+            continue
+        n = len(open_split(w.dataset_dir, t.eval_split))
+        ds = TrajectoryDataset(w.dataset_dir, split=t.eval_split, t_in=d.t_in, n_channels=mixture.n_channels,
+                               resolution=_resolution(d), resample=d.resample, dataset_id=k,
+                               n_trajectories=min(n, t.eval_trajectories), normalize=d.normalize,
+                               stride=d.stride)
+        ds.horizon = min(ds.horizon, t.eval_steps)
+        sets.append(ds)
+    return sets
+
+
+def data_manifest(mixture) -> list[dict[str, Any]]:
+    """What the model was trained on, for the checkpoint: one entry per dataset (class id = position)."""
+    out = []
+    for k, w in enumerate(mixture.datasets):
+        m = w.meta
+        out.append({"id": k, "name": w.name, "pde": m.pde, "channels": list(m.channels),
+                    "space": list(m.space),
+                    "native_shape": list(w.native_shape), "shape": list(w.space_shape), "dt": m.dt,
+                    "boundary": list(m.boundary), "n_windows": len(w), "n_trajectories": w.n_trajectories,
+                    "weight": float(mixture.weights[k]), "path": str(w.dataset_dir)})
+    return out
+
+
+def normalization_stats(mixture, enabled: bool) -> dict[str, Any] | None:
+    """Per-dataset channel mean/std used to standardise inputs (None: the model sees raw values)."""
+    if not enabled:
+        return None
+    from dpot.data.stats import load_stats
+
+    stats = {}
+    for w in mixture.datasets:
+        st = load_stats(w.dataset_dir, "train")["fields"]
+        stats[w.name] = {"channels": st.channels, "mean": st.mean, "std": st.std}
+    return stats
+
+
+def load_pretrain_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple = (),
+                         resume: str | os.PathLike | None = None) -> PretrainConfig:
+    """A config from a YAML file (or a run's saved `config.yaml` when resuming) plus dotted overrides."""
+    if resume is not None:
+        saved = Path(resume) / "config.yaml"
+        if not saved.is_file():
+            raise DpotError(f"{resume}: not a run directory (no config.yaml); start a run with --config")
+        cfg = load_config(PretrainConfig, saved, overrides)
+        return replace(cfg, out=str(resume))
+    if path is None:
+        raise DpotError("give --config FILE (e.g. configs/pretrain/tiny.yaml) or --resume RUN_DIR")
+    return load_config(PretrainConfig, path, overrides)
+
+
+def run_pretrain(cfg: PretrainConfig, resume: bool = False) -> FitResult:
+    """Pre-train (or continue) the run described by `cfg`; returns what the trainer did."""
+    if not cfg.out:
+        raise DpotError("no run directory: pass --out RUN_DIR (or out=RUN_DIR)")
+    run_dir = Path(cfg.out)
+    if not resume and (run_dir / "checkpoint").exists():
+        raise DpotError(f"{run_dir} already holds a run; continue it with `dpot pretrain --resume {run_dir}` "
+                        "or choose another --out")
+    if cfg.optim.schedule_steps is None:  # fix the schedule length now so that resumed runs keep it
+        cfg = replace(cfg, optim=replace(cfg.optim, schedule_steps=cfg.train.max_steps))
+    dirs = select_datasets(cfg.data)
+    out_t = int(cfg.model.options.get("out_timesteps", 1))
+    mixture = build_mixture(cfg, dirs, t_ar=cfg.train.t_ar * out_t)
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg, mixture)
+    extra = {"data": data_manifest(mixture),
+             "normalization": normalization_stats(mixture, cfg.data.normalize)}
+    trainer = Trainer(model, mixture, cfg.train, cfg.optim, run_dir, config=to_dict(cfg),
+                      eval_sets=build_eval_sets(cfg, mixture), extra=extra, balanced=cfg.data.balanced,
+                      num_workers=cfg.data.num_workers)
+    return trainer.fit(resume=resume)
+
+
+def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
+    """Pre-train DPOT as `config` says; returns the run directory (checkpoint in `RUN/checkpoint`)."""
+    return run_pretrain(config, resume).run_dir
