@@ -10,8 +10,8 @@ from test_convert_common import assert_fails, read_dataset, run_convert
 
 
 def save_v73(path, arrays: dict[str, np.ndarray]) -> None:
-    """A MATLAB v7.3 file: HDF5 behind a 512-byte MAT header, every array stored column-major, i.e. with its axes
-    reversed when seen from h5py (MATLAB's `u` (N, 64, 64, T) reads as (T, 64, 64, N))."""
+    """A MATLAB v7.3 file: HDF5 behind a 512-byte MAT header, every array stored column-major, i.e. with its
+    axes reversed when seen from h5py (MATLAB's `u` (N, 64, 64, T) reads as (T, 64, 64, N))."""
     with h5py.File(path, "w", userblock_size=512) as f:
         for key, value in arrays.items():
             ds = f.create_dataset(key, data=np.ascontiguousarray(value.T))
@@ -50,7 +50,8 @@ def test_ns_v73_axis_reversal_matches_v5(tmp_path):
     with h5py.File(tmp_path / "v73.mat", "r") as f:
         assert f["u"].shape == (6, 9, 8, 10)  # the trap: h5py sees (T, Y, X, N)
     for name in ("v5", "v73"):
-        assert run_convert("fno-mat", tmp_path / f"{name}.mat", "--out", tmp_path / "out", "--with-initial") == 0
+        code = run_convert("fno-mat", tmp_path / f"{name}.mat", "--out", tmp_path / "out", "--with-initial")
+        assert code == 0
     d5, d73 = read_dataset(tmp_path / "out" / "v5"), read_dataset(tmp_path / "out" / "v73")
     for s in ("train", "val", "test"):
         np.testing.assert_array_equal(d5[s]["fields"], d73[s]["fields"])

@@ -1,5 +1,5 @@
-"""`dpot convert pdebench`: the three PDEBench layouts, 1D/2D/3D, with the traps (101 SWE frames, the 3D channel
-order, t-coordinate one longer than T)."""
+"""`dpot convert pdebench`: the three PDEBench layouts, 1D/2D/3D, with the traps (101 SWE frames, the 3D
+channel order, t-coordinate one longer than T)."""
 
 from __future__ import annotations
 
@@ -84,7 +84,8 @@ def test_mismatched_variable_shapes(tmp_path, capsys):
         f["density"] = np.ones((10, 3, 8), np.float32)
         f["pressure"] = np.ones((10, 3, 8), np.float32)
         f["Vx"] = np.ones((10, 3, 9), np.float32)
-    assert_fails(capsys, "pdebench", src, "--out", tmp_path / "o", match="density has shape (10, 3, 8), expected (10, 3, 9)")
+    assert_fails(capsys, "pdebench", src, "--out", tmp_path / "o", match="density has shape (10, 3, 8), "
+                                                                         "expected (10, 3, 9)")
 
 
 def test_darcy(tmp_path):

@@ -1,4 +1,5 @@
-"""`dpot convert FORMAT SRC --out DIR`: import a public dataset into the canonical format (docs/data-format.md)."""
+"""`dpot convert FORMAT SRC --out DIR`: import a public dataset into the canonical format
+(docs/data-format.md)."""
 
 from __future__ import annotations
 
@@ -16,23 +17,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--pde", help="pde word (see docs/data-format.md)")
     g.add_argument("--dt", type=float, help="physical time between stored frames")
     g.add_argument("--domain", help="extent per axis, e.g. 0:1 (all axes) or 0:1,0:2")
-    g.add_argument("--boundary", help="per axis: periodic, neumann, dirichlet, wall, open (one word = all axes)")
-    g.add_argument("--channels", help="comma-separated channel names; for pdebench variable files it selects and "
-                   "orders variables (e.g. Vx,Vy,Vz,pressure,density)")
+    g.add_argument("--boundary",
+                   help="per axis: periodic, neumann, dirichlet, wall, open (one word = all axes)")
+    g.add_argument("--channels",
+                   help="comma-separated channel names; for pdebench variable files it selects and orders "
+                   "variables (e.g. Vx,Vy,Vz,pressure,density)")
     parser.add_argument("--split", default="0.8,0.1,0.1",
-                        help="train,val,test fractions or counts over trajectories in source order (sources with "
-                        "their own splits keep them); default 0.8,0.1,0.1")
+                        help="train,val,test fractions or counts over trajectories in source order (sources "
+                        "with their own splits keep them); default 0.8,0.1,0.1")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = parser.add_argument_group("arrays format")
-    a.add_argument("--layout", help='axis names of the source arrays, e.g. "n t x y c" (n: trajectory, t: time, '
-                   "c: channel, other letters: space axes in canonical order)")
+    a.add_argument("--layout",
+                   help='axis names of the source arrays, e.g. "n t x y c" (n: trajectory, t: time, '
+                   "c: channel, other names: space axes in canonical order)")
     a.add_argument("--fields", help="comma-separated keys of time-dependent arrays (stacked as channels)")
     a.add_argument("--inputs", help="comma-separated keys of steady-state inputs")
     a.add_argument("--targets", help="comma-separated keys of steady-state targets")
     a.add_argument("--input-channels", help="comma-separated names of the input channels (steady-state)")
     f = parser.add_argument_group("fno-mat / cfdbench formats")
-    f.add_argument("--with-initial", action="store_true", help="fno-mat: prepend the initial vorticity `a` as frame 0")
+    f.add_argument("--with-initial", action="store_true",
+                   help="fno-mat: prepend the initial vorticity `a` as frame 0")
     f.add_argument("--frames", type=int, default=20,
                    help="cfdbench: frames per stored window (cases are cut into windows); default 20")
 

@@ -29,12 +29,13 @@ def parse_layout(text: str, steady: bool) -> tuple[list[str], list[str]]:
     if steady and "t" in axes:
         raise DpotError(f"bad --layout {text!r}: steady-state pairs (--inputs/--targets) have no t axis")
     if not steady and "t" not in axes:
-        raise DpotError(f"bad --layout {text!r}: time-dependent --fields need a t axis (or use --inputs/--targets)")
+        raise DpotError(f"bad --layout {text!r}: time-dependent --fields need a t axis (or use "
+                        "--inputs/--targets)")
     return axes, space
 
 
 class Container:
-    """Named arrays of one file; `get(key)` returns an array-like supporting numpy indexing (lazy if possible)."""
+    """Named arrays of one file; `get(key)` gives an array-like with numpy indexing (lazy where possible)."""
 
     def __init__(self, path: Path):
         self.path, suffix = path, path.suffix.lower()
@@ -53,7 +54,8 @@ class Container:
             else:
                 self._data = h5_open(path)
                 self.keys = []
-                self._data.visititems(lambda name, obj: self.keys.append(name) if hasattr(obj, "shape") else None)
+                self._data.visititems(lambda name, obj: self.keys.append(name) if hasattr(obj, "shape")
+                                      else None)
         except DpotError:
             raise
         except (OSError, ValueError, RuntimeError) as exc:
@@ -94,7 +96,8 @@ class Stacked:
         shapes = []
         for k, arr in zip(keys, self.arrays):
             if arr.ndim != len(axes):
-                raise DpotError(f"{box.path}: {k!r} has {arr.ndim} axes {tuple(arr.shape)} but --layout names "
+                raise DpotError(f"{box.path}: {k!r} has {arr.ndim} axes {tuple(arr.shape)} but --layout "
+                                "names "
                                 f"{len(axes)} ({' '.join(axes)})")
             sizes = dict(zip(axes, arr.shape))
             shapes.append(tuple(sizes.get(a, 1) for a in canon))
@@ -127,30 +130,33 @@ def build(src: Path, opts: ConvertOptions) -> Plan:
     if steady and not (opts.inputs and opts.targets):
         raise DpotError("steady-state data needs both --inputs and --targets")
     if steady and opts.fields:
-        raise DpotError("give either --fields (time-dependent) or --inputs/--targets (steady-state), not both")
+        raise DpotError("give either --fields (time-dependent) or --inputs/--targets (steady-state), not "
+                        "both")
     if not opts.layout:
         raise DpotError('the arrays format needs --layout, e.g. --layout "n t x y c"')
     axes, space = parse_layout(opts.layout, steady)
     box = Container(src)
     name = re.sub(r"[^A-Za-z0-9_.\-]", "_", src.stem)
     ndim = len(space)
-    common = dict(name=name, pde="other", space=space, domain=[[0.0, 1.0]] * ndim, boundary=["periodic"] * ndim,
-                  source=str(src))
+    common = dict(name=name, pde="other", space=space, domain=[[0.0, 1.0]] * ndim,
+                  boundary=["periodic"] * ndim, source=str(src))
     if steady:
         canon = ["n", *space, "c"]
         ins = Stacked(box, opts.inputs, axes, canon)
         outs = Stacked(box, opts.targets, axes, canon)
         if ins.n != outs.n or ins.sample_shape[:-1] != outs.sample_shape[:-1]:
-            raise DpotError(f"{src}: inputs {ins.sample_shape} and targets {outs.sample_shape} differ in samples "
+            raise DpotError(f"{src}: inputs {ins.sample_shape} and targets {outs.sample_shape} differ in "
+                            "samples "
                             f"({ins.n} vs {outs.n}) or grid")
         meta = DatasetMeta(channels=outs.names, input_channels=ins.names, steady=True,
-                           params={"inputs": opts.inputs, "targets": opts.targets, "layout": opts.layout}, **common)
+                           params={"inputs": opts.inputs, "targets": opts.targets, "layout": opts.layout},
+                           **common)
 
         def read_pair(a: int, b: int) -> dict[str, np.ndarray]:
             return {"inputs": ins.read(a, b), "targets": outs.read(a, b)}
 
-        return Plan(meta, carve([Part(ins.n, read_pair, str(src))], opts.split), inputs_shape=ins.sample_shape,
-                    targets_shape=outs.sample_shape)
+        return Plan(meta, carve([Part(ins.n, read_pair, str(src))], opts.split),
+                    inputs_shape=ins.sample_shape, targets_shape=outs.sample_shape)
     keys = opts.fields or (box.keys if len(box.keys) == 1 else None)
     if not keys:
         raise DpotError(f"{src}: say which keys hold the data with --fields (found: {', '.join(box.keys)})")

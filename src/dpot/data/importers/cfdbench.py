@@ -1,8 +1,8 @@
 """CFDBench (`<problem>/<subset>/caseNNNN/` with `case.json`, `u.npy`, `v.npy` of shape (T, 64, 64) =
-(time, height=y, width=x)). Cases have different lengths, so, as DPOT does, each case is cut into windows of
-`--frames` frames, the last window padded by repeating the final frame. Channels are (u, v, mask): the geometry
-mask (1 = fluid, 0 = obstacle) is computed from `case.json` because CFDBench does not store it. Splits are carved
-by case (never splitting one case's windows across splits), cases in subset order bc, geo, prop."""
+(time, height=y, width=x)). Cases have different lengths, so, as DPOT does, each case is cut into windows
+of `--frames` frames, the last window padded by repeating the final frame. Channels are (u, v, mask): the
+geometry mask (1 = fluid, 0 = obstacle) is computed from `case.json` because CFDBench does not store it.
+Splits are carved by case (one case's windows stay in one split), cases in subset order bc, geo, prop."""
 
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ def _problem(src: Path, case: Path) -> str:
         if part in PROBLEMS:
             return part
         if part == "dam":
-            raise DpotError(f"{src}: the dam problem is not supported (its obstacle geometry is not described in "
+            raise DpotError(f"{src}: the dam problem is not supported (its obstacle geometry is not "
+                            "described in "
                             "case.json, so the mask cannot be computed; DPOT drops it too)")
     params = _load_json(case)
     return "cylinder" if "radius" in params else "cavity"
@@ -73,9 +74,9 @@ def _load_uv(case: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def geometry_mask(problem: str, params: dict, height: int, width: int) -> np.ndarray:
-    """Mask (width, height) in canonical (x, y) order: 0 inside the cylinder, 1 in the fluid. The cylinder of
-    `radius` sits at the origin of the case's coordinates, the grid spans [x_min, x_max] x [y_min, y_max] at cell
-    centres."""
+    """Mask (width, height) in canonical (x, y) order: 0 inside the cylinder, 1 in the fluid. The cylinder
+    of `radius` sits at the origin of the case's coordinates; the grid spans [x_min, x_max] x [y_min, y_max]
+    at cell centres."""
     mask = np.ones((width, height), dtype=np.float32)
     if problem != "cylinder":
         return mask
@@ -113,9 +114,12 @@ def build(src: Path, opts: ConvertOptions) -> Plan:
                   for case, params, shp in infos]
     splits = carve_cases(case_parts, opts.split)
     p0 = infos[0][1]
-    domain = ([[float(p0["x_min"]), float(p0["x_max"])], [float(p0["y_min"]), float(p0["y_max"])]]
-              if problem == "cylinder" else [[0.0, float(p0.get("width", 1.0))], [0.0, float(p0.get("height", 1.0))]])
-    meta = DatasetMeta(name=f"cfdbench_{problem}", pde="cavity" if problem == "cavity" else "ns2d_incompressible",
+    if problem == "cylinder":
+        domain = [[float(p0["x_min"]), float(p0["x_max"])], [float(p0["y_min"]), float(p0["y_max"])]]
+    else:
+        domain = [[0.0, float(p0.get("width", 1.0))], [0.0, float(p0.get("height", 1.0))]]
+    pde = "cavity" if problem == "cavity" else "ns2d_incompressible"
+    meta = DatasetMeta(name=f"cfdbench_{problem}", pde=pde,
                        channels=["u", "v", "mask"], space=["x", "y"], domain=domain, boundary=boundary, dt=dt,
                        params={"problem": problem, "cases": len(cases), "frames_per_window": frames,
                                "last_window": "padded by repeating the final frame"},

@@ -42,7 +42,7 @@ class ConvertOptions:
     frames: int = 20
 
 
-# read(start, stop) -> {"fields": (b, T, *space, C)} or {"inputs": ..., "targets": ...}, optionally "params" (b, K)
+# read(start, stop) -> {"fields": (b, T, *space, C)} or {"inputs", "targets"}; optionally "params" (b, K)
 Reader = Callable[[int, int], dict[str, np.ndarray]]
 
 
@@ -57,7 +57,10 @@ class Part:
     offset: int = 0
 
     def slice(self, start: int, stop: int) -> Part:
-        return Part(stop - start, lambda a, b: self.read(start + a, start + b), self.label, self.offset + start)
+        def read(a: int, b: int) -> dict[str, np.ndarray]:
+            return self.read(start + a, start + b)
+
+        return Part(stop - start, read, self.label, self.offset + start)
 
 
 @dataclass
@@ -88,7 +91,8 @@ def h5_open(path: str | Path):
     except FileNotFoundError:
         raise DpotError(f"{path}: no such file") from None
     except OSError as exc:
-        raise DpotError(f"{path}: cannot read HDF5 file ({_short(exc)}); it may be truncated or corrupt") from None
+        raise DpotError(f"{path}: cannot read HDF5 file ({_short(exc)}); it may be truncated or "
+                        "corrupt") from None
 
 
 def _short(exc: BaseException) -> str:
@@ -126,7 +130,7 @@ def domain_from_coords(coords: np.ndarray) -> list[float]:
 
 
 def dt_from_times(t: np.ndarray, where: str) -> float:
-    """Time step from a coordinate array (uses the first row of a per-sample array); must be uniform and > 0."""
+    """Time step from a coordinate array (first row of a per-sample array); must be uniform and > 0."""
     t = np.asarray(t, dtype=np.float64)
     if t.ndim > 1:
         t = t.reshape(-1, t.shape[-1])[0]
@@ -156,7 +160,8 @@ def parse_split(text: str, n: int) -> list[int]:
     except ValueError:
         vals = []
     if len(vals) != 3 or any(v < 0 for v in vals):
-        raise DpotError(f"bad --split {text!r}: give three fractions (0.8,0.1,0.1) or three counts (1000,100,100)")
+        raise DpotError(f"bad --split {text!r}: give three fractions (0.8,0.1,0.1) or three counts "
+                        "(1000,100,100)")
     if abs(sum(vals) - 1.0) < 1e-6:
         n_train, n_val = round(vals[0] * n), round(vals[1] * n)
         counts = [n_train, n_val, n - n_train - n_val]
@@ -225,7 +230,7 @@ def parse_boundary(text: str, ndim: int) -> list[str]:
 
 
 def apply_overrides(plan: Plan, opts: ConvertOptions) -> Plan:
-    """Apply --name/--pde/--dt/--domain/--boundary/--channels on top of what the importer read from the source."""
+    """Apply --name/--pde/--dt/--domain/--boundary/--channels on top of what the importer read."""
     meta, changes = plan.meta, {}
     if opts.name:
         if "/" in opts.name or opts.name.startswith("."):
@@ -264,7 +269,8 @@ def write_plan(plan: Plan, out: str | Path, overwrite: bool = False, progress: b
     meta = plan.meta
     target = Path(out) / meta.name
     if target.exists() and not overwrite:
-        raise DpotError(f"{target} already exists; pass --overwrite to replace it or --name to pick another name")
+        raise DpotError(f"{target} already exists; pass --overwrite to replace it or --name to pick another "
+                        "name")
     for s in SPLITS:
         if not plan.splits.get(s) or sum(p.n for p in plan.splits[s]) < 1:
             raise DpotError(f"{meta.name}: split {s!r} would be empty; adjust --split")
@@ -290,7 +296,7 @@ def write_plan(plan: Plan, out: str | Path, overwrite: bool = False, progress: b
 
 
 def _read_checked(plan: Plan, part: Part, a: int, b: int) -> dict[str, np.ndarray]:
-    """Read trajectories a..b of `part`; check shapes and finiteness, naming the source trajectory on failure."""
+    """Read trajectories a..b of `part`; check shapes and finiteness, naming the source trajectory."""
     first, last = part.offset + a, part.offset + b - 1
     try:
         data = part.read(a, b)

@@ -11,18 +11,27 @@ from pathlib import Path
 import numpy as np
 
 from dpot.data.format import DatasetMeta
-from dpot.data.importers.common import ConvertOptions, Part, Plan, carve, dt_from_times, h5_open, params_from_name
+from dpot.data.importers.common import (
+    ConvertOptions,
+    Part,
+    Plan,
+    carve,
+    dt_from_times,
+    h5_open,
+    params_from_name,
+)
 from dpot.errors import DpotError
 
 
 class MatFile:
-    """Variables of a v5 or v7.3 MAT-file, always in MATLAB/scipy axis order, readable in blocks along axis 0."""
+    """Variables of a v5 or v7.3 MAT-file, always in MATLAB/scipy axis order, read in blocks along axis 0."""
 
     def __init__(self, path: Path):
         import h5py
 
         self.path = path
         self.v73 = h5py.is_hdf5(path)
+        self.version = "7.3" if self.v73 else "5"
         self._cache: dict[str, np.ndarray] = {}
         if self.v73:
             self._h5 = h5_open(path)
@@ -88,11 +97,13 @@ def _navier_stokes(mat: MatFile, stem: str, label: str, opts: ConvertOptions) ->
             u = np.concatenate([mat.read("a", a, b)[:, None], u], axis=1)
         return {"fields": u[..., None]}
 
-    params = {"file": Path(label).name, "mat_version": "7.3" if mat.v73 else "5", **params_from_name(stem, {"V": "viscosity"}),
-              "forcing": "0.1*(sin(2*pi*(x+y)) + cos(2*pi*(x+y)))", "initial_frame_included": opts.with_initial}
+    params = {"file": Path(label).name, "mat_version": mat.version,
+              **params_from_name(stem, {"V": "viscosity"}),
+              "forcing": "0.1*(sin(2*pi*(x+y)) + cos(2*pi*(x+y)))",
+              "initial_frame_included": opts.with_initial}
     meta = DatasetMeta(name=stem, pde="ns2d_vorticity", channels=["vorticity"], space=["x", "y"],
-                       domain=[[0.0, 1.0], [0.0, 1.0]], boundary=["periodic", "periodic"], dt=dt, params=params,
-                       source=label)
+                       domain=[[0.0, 1.0], [0.0, 1.0]], boundary=["periodic", "periodic"], dt=dt,
+                       params=params, source=label)
     frames = nt + (1 if opts.with_initial else 0)
     return Plan(meta, carve([Part(n, read, label)], opts.split), frame_shape=(frames, nx, ny, 1))
 
@@ -101,8 +112,9 @@ def _steady(mat: MatFile, in_key: str, out_key: str, ndim: int, stem: str, label
             *, pde: str, boundary: str, in_name: str, out_name: str) -> Plan:
     shp_in, shp_out = mat.shapes[in_key], mat.shapes[out_key]
     if len(shp_in) != ndim + 1 or shp_in != shp_out:
-        raise DpotError(f"{label}: expected {in_key} and {out_key} of equal shape (N, {', '.join('XYZ'[:ndim])}), "
-                        f"found {shp_in} and {shp_out}")
+        axes = ", ".join("XYZ"[:ndim])
+        raise DpotError(f"{label}: expected {in_key} and {out_key} of equal shape (N, {axes}), found "
+                        f"{shp_in} and {shp_out}")
 
     def read(a: int, b: int) -> dict[str, np.ndarray]:
         return {"inputs": mat.read(in_key, a, b)[..., None], "targets": mat.read(out_key, a, b)[..., None]}
@@ -110,6 +122,6 @@ def _steady(mat: MatFile, in_key: str, out_key: str, ndim: int, stem: str, label
     space = ["x", "y", "z"][:ndim]
     meta = DatasetMeta(name=stem, pde=pde, channels=[out_name], space=space, domain=[[0.0, 1.0]] * ndim,
                        boundary=[boundary] * ndim, dt=1.0, steady=True, input_channels=[in_name],
-                       params={"file": Path(label).name, "mat_version": "7.3" if mat.v73 else "5"}, source=label)
+                       params={"file": Path(label).name, "mat_version": mat.version}, source=label)
     return Plan(meta, carve([Part(shp_in[0], read, label)], opts.split), inputs_shape=(*shp_in[1:], 1),
                 targets_shape=(*shp_out[1:], 1))

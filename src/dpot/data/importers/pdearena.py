@@ -57,7 +57,8 @@ def build(src: Path, opts: ConvertOptions) -> Plan:
     path, grp, shape = ref
     dt = dt_from_times(grp["t"], f"{path}: t") if "t" in grp else 1.0
     domain = [domain_from_coords(np.asarray(grp[a][0])) if a in grp else [0.0, 32.0] for a in ("x", "y")]
-    meta = DatasetMeta(name=src.stem if src.is_file() else src.name, pde="ns2d_buoyancy", channels=list(CHANNELS),
+    name = src.stem if src.is_file() else src.name
+    meta = DatasetMeta(name=name, pde="ns2d_buoyancy", channels=list(CHANNELS),
                        space=["x", "y"], domain=domain, boundary=["wall", "wall"], dt=dt,
                        params={"solver": "PhiFlow smoke (PDEArena)", "shards": len(files)},
                        param_names=["buoyancy_y"] if with_buo else [], source=str(src))

@@ -3,7 +3,7 @@
     `x-coordinate`/`t-coordinate` (Darcy: `nu` input + `tensor` (N, 1, X, Y) solution);
 (ii) per-seed groups `0000/data` (T, X[, Y], V) with `grid/x`, `grid/y`, `grid/t`;
 (iii) incompressible NS shards `velocity` (N, T, X, Y, 2), `particles` (N, T, X, Y, 1), `t` (N, T).
-SRC may be one file or a folder of files of one layout and shape (e.g. the 274 NS shards), read in name order."""
+SRC may be one file or a folder of files of one layout and shape (e.g. the 274 NS shards), in name order."""
 
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ def _layout(f, path: Path) -> str:
     if first is not None and hasattr(f[first], "keys") and "data" in f[first]:
         return "seeds"
     raise DpotError(f"{path}: not a PDEBench file (expected `tensor`, variables {', '.join(VARIABLES)}, "
-                    f"seed groups 0000/data, or velocity+particles); found keys: {', '.join(sorted(keys)) or 'none'}")
+                    "seed groups 0000/data, or velocity+particles); found keys: "
+                    f"{', '.join(sorted(keys)) or 'none'}")
 
 
 def build(src: Path, opts: ConvertOptions) -> Plan:
@@ -66,7 +67,8 @@ def build(src: Path, opts: ConvertOptions) -> Plan:
     for p, path in zip(plans[1:], files[1:]):
         if (p.frame_shape, p.inputs_shape, p.targets_shape, p.meta.channels) != (
                 first.frame_shape, first.inputs_shape, first.targets_shape, first.meta.channels):
-            raise DpotError(f"{path}: shapes/channels differ from {files[0]}; convert files of one shape together")
+            raise DpotError(f"{path}: shapes/channels differ from {files[0]}; convert files of one shape "
+                            "together")
     parts = [part for p in plans for part in p.splits["all"]]
     if len(files) > 1:
         first.meta.name = _name(src)
@@ -95,7 +97,8 @@ def _arrays(f, path: Path, opts: ConvertOptions) -> Plan:
     if "tensor" in f and "nu" in f:  # Darcy: coefficient nu (N, X, Y) -> solution tensor (N, 1, X, Y)
         nu, sol = f["nu"], f["tensor"]
         if sol.ndim != nu.ndim + 1 or sol.shape[1] != 1 or sol.shape[2:] != nu.shape[1:]:
-            raise DpotError(f"{path}: Darcy expects nu (N, X, Y) and tensor (N, 1, X, Y), found {nu.shape} and "
+            raise DpotError(f"{path}: Darcy expects nu (N, X, Y) and tensor (N, 1, X, Y), found {nu.shape} "
+                            "and "
                             f"{sol.shape}")
         ndim = nu.ndim - 1
         meta = DatasetMeta(name=stem, pde="darcy", channels=["u"], input_channels=["nu"], steady=True,
@@ -105,7 +108,8 @@ def _arrays(f, path: Path, opts: ConvertOptions) -> Plan:
         def read_darcy(a: int, b: int) -> dict[str, np.ndarray]:
             return {"inputs": np.asarray(nu[a:b])[..., None], "targets": np.asarray(sol[a:b, 0])[..., None]}
 
-        return Plan(meta, {"all": [Part(nu.shape[0], read_darcy, str(path))]}, inputs_shape=(*nu.shape[1:], 1),
+        return Plan(meta, {"all": [Part(nu.shape[0], read_darcy, str(path))]},
+                    inputs_shape=(*nu.shape[1:], 1),
                     targets_shape=(*nu.shape[1:], 1))
     if "tensor" in f:
         names, pde, boundary = ["u"], *_pde_1d(stem)

@@ -1,7 +1,7 @@
-"""The Well HDF5 schema (one file per parameter setting, `data/{train,valid,test}/*.hdf5`): scalar fields in
-`t0_fields` (N, T, *space), vectors in `t1_fields` (…, D), tensors in `t2_fields` (…, D, D); fields constant in
-time or across trajectories drop those axes and are broadcast; `dimensions/` gives the grid and time,
-`boundary_conditions/` the per-axis BC type, root attributes the simulation parameters (stored as `params`).
+"""The Well HDF5 schema (one file per parameter setting, `data/{train,valid,test}/*.hdf5`): scalar fields
+in `t0_fields` (N, T, *space), vectors in `t1_fields` (..., D), tensors in `t2_fields` (..., D, D); fields
+constant in time or across trajectories drop those axes and are broadcast; `dimensions/` gives the grid and
+time, `boundary_conditions/` the per-axis BC type, root attributes the simulation parameters (`params`).
 SRC: a dataset folder (with `data/` or `train/valid/test/` inside), a folder of files, or one file."""
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def _split_files(src: Path) -> dict[str, list[Path]] | list[Path]:
     if subs:
         missing = [s for s in SPLITS if s not in subs]
         if missing:
-            raise DpotError(f"{base}: split folders {', '.join(missing)} missing (expected train, valid, test)")
+            raise DpotError(f"{base}: split folders {', '.join(missing)} missing (expected train, valid, "
+                            "test)")
         out = {s: sorted(subs[s].glob("*.hdf5")) + sorted(subs[s].glob("*.h5")) for s in SPLITS}
         empty = [s for s, fs in out.items() if not fs]
         if empty:
@@ -93,7 +94,7 @@ class WellFile:
         self.params = np.array([float(f.attrs[p]) for p in self.param_names], dtype=np.float64)
 
     def boundary(self) -> list[str] | None:
-        """Per spatial axis, the BC type of the boundary_conditions entry that covers it (None if any is unknown)."""
+        """Per spatial axis, the BC type of the boundary_conditions entry covering it (None if unknown)."""
         found: dict[str, str] = {}
         for bc in self.f.get("boundary_conditions", {}).values():
             kind = BC_TYPES.get(attr_str(bc.attrs.get("bc_type", "")).lower())
@@ -105,11 +106,12 @@ class WellFile:
         return None
 
     def read(self, a: int, b: int) -> dict[str, np.ndarray]:
-        """Trajectories a..b as (b-a, T, *space, C): each field broadcast over the axes it does not vary on."""
+        """Trajectories a..b as (b-a, T, *space, C); each field broadcast over the axes it is constant on."""
         out = []
         nd = len(self.space)
         for ds, name, order in self.fields:
-            sample, timev = bool(ds.attrs.get("sample_varying", True)), bool(ds.attrs.get("time_varying", True))
+            sample = bool(ds.attrs.get("sample_varying", True))
+            timev = bool(ds.attrs.get("time_varying", True))
             dim_var = [bool(v) for v in np.asarray(ds.attrs.get("dim_varying", [True] * nd)).ravel()]
             arr = np.asarray(ds[a:b] if sample else ds[()], dtype=np.float32)
             want = (*([b - a] if sample else []), *([self.n_steps] if timev else []),
@@ -147,7 +149,8 @@ def build(src: Path, opts: ConvertOptions) -> Plan:
     else:
         boundary = first.boundary()
         if boundary is None:
-            raise DpotError(f"{first.path}: boundary_conditions do not give a periodic/wall/open type for every "
+            raise DpotError(f"{first.path}: boundary_conditions do not give a periodic/wall/open type for "
+                            "every "
                             f"axis of {first.space}; pass --boundary")
     parts = {s: [Part(w.n, w.read, str(w.path)) for w in ws] for s, ws in wells.items()}
     pde = next((word for prefix, word in PDE_OF.items() if first.name.lower().startswith(prefix)), "other")
