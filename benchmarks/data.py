@@ -6,7 +6,8 @@ measures T_in=10 + 1 target windows per second through a DataLoader (0, 1, 2 wor
 - reference: read the whole trajectory (101 frames), resize every frame bilinearly, then slice 11 frames
   (DPOT's `utils/griddataset.py`, with the HDF5 file kept open: generous to the reference),
 and compares with the rate a DPOT-Ti training step (forward+backward, batch 8) consumes samples.
-Results: a table on stdout and `benchmarks/results/data_cpu.json`. The file is deleted at the end.
+Results: a table on stdout and `benchmarks/results/data_cpu.json` (with the load average: other work on the
+machine slows every row). The file is deleted at the end.
 
     python benchmarks/data.py [--gb 2.5] [--dir /tmp] [--seconds 8]
 """
@@ -45,7 +46,8 @@ def machine() -> dict:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": round(mem, 1), "platform": platform.platform(),
             "python": platform.python_version(), "torch": torch.__version__, "h5py": h5py.__version__,
-            "torch_threads": torch.get_num_threads(), "dpot": __version__}
+            "torch_threads": torch.get_num_threads(), "dpot": __version__,
+            "loadavg_1min_at_start": os.getloadavg()[0]}
 
 
 def write_file(folder: Path, gb: float) -> Path:
@@ -172,6 +174,7 @@ def main() -> None:
             results["runs"].append(r)
             print(f"{name:>9}  workers={workers}  {r['cache']:<4}  {r['windows_per_s']:8.1f} windows/s")
         results["ti"] = ti_rate()
+        results["machine"]["loadavg_1min_at_end"] = os.getloadavg()[0]
         ti = results["ti"]
         best = {(r["loader"], r["cache"]): 0.0 for r in results["runs"]}
         for r in results["runs"]:
