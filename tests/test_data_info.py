@@ -64,3 +64,12 @@ def test_bad_paths(root, tmp_path):
     (tmp_path / "broken.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
     with pytest.raises(DpotError, match="truncated or corrupt"):
         _run(tmp_path / "broken.h5")
+
+
+def test_checkpoint_folder(tmp_path, capsys):
+    from dpot.models import DPOT
+
+    DPOT.from_preset("demo").save_pretrained(tmp_path / "ckpt")
+    assert _run(tmp_path / "ckpt") == 0
+    out = capsys.readouterr().out
+    assert "model_type dpot" in out and "parameters" in out
