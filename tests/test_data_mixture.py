@@ -93,16 +93,17 @@ def test_ranks_draw_disjoint_shards(dirs):
         BalancedSampler(m, rank=3, world_size=3)
 
 
-def test_dataloader_workers_match_single_process(dirs):
+@pytest.mark.parametrize("context,workers", [("fork", 2), ("spawn", 1)])  # spawn: pickled datasets, slower
+def test_dataloader_workers_match_single_process(dirs, context, workers):
     m = Mixture.from_dirs(dirs, t_in=4, resolution=8)
 
     def batches(workers):
-        loader = DataLoader(m, batch_size=4, sampler=BalancedSampler(m, seed=2), num_workers=workers)
+        loader = DataLoader(m, batch_size=4, sampler=BalancedSampler(m, seed=2), num_workers=workers,
+                            multiprocessing_context=context if workers else None)
         return list(itertools.islice(iter(loader), 6))
 
-    ref = batches(0)
-    m[0]  # the parent holds open HDF5 handles when the workers fork
-    got = batches(2)
+    ref = batches(0)  # the parent now holds open HDF5 handles when the workers start
+    got = batches(workers)
     for a, b in zip(ref, got):
         assert a.keys() == b.keys()
         for key in a:
