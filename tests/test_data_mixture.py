@@ -45,6 +45,9 @@ def test_mixture_items_and_errors(dirs, tmp_path):
         Mixture([WindowDataset(dirs[0], t_in=4), WindowDataset(dirs[2], t_in=4)])
     with pytest.raises(DpotError, match="different spatial dimensions"):
         Mixture.from_dirs([dirs[0], _write(tmp_path, "d3", 2, 8, (4, 4, 4), 1, 3)], t_in=4)
+    with pytest.raises(DpotError, match="different windows") as err:
+        Mixture([WindowDataset(dirs[0], t_in=4, n_channels=3), WindowDataset(dirs[2], t_in=3, n_channels=3)])
+    assert "\n" not in str(err.value)
     with pytest.raises(DpotError, match="weights"):
         Mixture.from_dirs(dirs, t_in=4, resolution=16, weights=[1, 2])
 

@@ -55,21 +55,23 @@ class Mixture(Dataset):
         if len(steady) > 1:
             raise DpotError("cannot mix steady-state and time-dependent datasets in one mixture; "
                             "train them apart")
-        grids = {d.name: tuple(d.space_shape) for d in views}
-        if len(set(grids.values())) > 1:
-            listing = ", ".join(f"{n} {'x'.join(map(str, g))}" for n, g in grids.items())
-            if len({len(g) for g in grids.values()}) > 1:
+        grids = [(d.name, tuple(d.space_shape)) for d in views]  # lists: two datasets may share a name
+        if len({g for _, g in grids}) > 1:
+            listing = ", ".join(f"{n} {'x'.join(map(str, g))}" for n, g in grids)
+            if len({len(g) for _, g in grids}) > 1:
                 raise DpotError(f"mixture datasets have different spatial dimensions ({listing}); "
                                 "mix only datasets of one dimension")
             raise DpotError(f"mixture datasets have different grids ({listing}); give a target resolution "
-                            f"(e.g. resolution={max(max(g) for g in grids.values())})")
-        chans = {d.name: d.n_channels for d in views}
-        if len(set(chans.values())) > 1:
-            raise DpotError(f"mixture datasets have different channel counts {chans}; give "
-                            f"n_channels={max(chans.values())} to pad them all")
-        windows = {d.name: (d.t_in, d.t_ar) for d in views if isinstance(d, WindowDataset)}
-        if len(set(windows.values())) > 1:
-            raise DpotError(f"mixture datasets use different (t_in, t_ar) windows {windows}; use one setting")
+                            f"(e.g. resolution={max(max(g) for _, g in grids)})")
+        chans = [(d.name, d.n_channels) for d in views]
+        if len({c for _, c in chans}) > 1:
+            listing = ", ".join(f"{n} {c}" for n, c in chans)
+            raise DpotError(f"mixture datasets have different channel counts ({listing}); give "
+                            f"n_channels={max(c for _, c in chans)} to pad them all")
+        windows = [(d.name, d.t_in, d.t_ar) for d in views if isinstance(d, WindowDataset)]
+        if len({w[1:] for w in windows}) > 1:
+            listing = ", ".join(f"{n} t_in={a} t_ar={b}" for n, a, b in windows)
+            raise DpotError(f"mixture datasets use different windows ({listing}); use one setting")
 
     @classmethod
     def from_dirs(cls, dataset_dirs: Sequence[str | os.PathLike], weights: Sequence[float] | None = None,
