@@ -121,3 +121,11 @@ def test_normalisation_stats(ds, tmp_path):
     np.testing.assert_allclose(d[2 * 14]["x"][..., :2].numpy(), want, rtol=1e-5, atol=1e-5)
     assert not d[0]["x"][..., 2].any()
     assert load_stats(path)["fields"] == stats  # served from stats.json
+
+
+def test_stats_recomputed_when_the_split_changes(tmp_path):
+    meta = _meta("s", ["u"])
+    write_split(tmp_path / "s" / "train.h5", meta, fields=np.ones((1, 3, 4, 4, 1), np.float32))
+    assert load_stats(tmp_path / "s")["fields"].mean == [1.0]
+    write_split(tmp_path / "s" / "train.h5", meta, fields=np.full((2, 3, 4, 4, 1), 3.0, np.float32))
+    assert load_stats(tmp_path / "s")["fields"].mean == [3.0]
