@@ -1,5 +1,8 @@
 """Dataset mixtures and the paper's balanced sampling, p(sample of dataset k) ∝ w_k / |D_k|.
 
+A "sample" is a trajectory (|D_k| = trajectories of dataset k, as in the paper); its window start is uniform,
+because `WindowDataset` enumerates all (trajectory, start) pairs and the sampler picks uniformly among them.
+
 `BalancedSampler` is an infinite, counter-based stream: the indices of block b on rank r depend only on
 (seed, rank, b), so its state is just (seed, position) and a resumed run sees exactly the same indices. Under
 data parallelism each rank draws only from its own shard of every dataset (local index ≡ rank mod world_size),
@@ -37,6 +40,8 @@ class Mixture(Dataset):
                             "numbers (one per dataset), not all zero")
         self.weights = w
         self.sizes = [len(d) for d in self.datasets]
+        # trajectories per dataset (the paper's |D_k|); datasets without windows count their items
+        self.n_samples = [int(getattr(d, "n_trajectories", len(d))) for d in self.datasets]
         empty = [self._name(k) for k, n in enumerate(self.sizes) if n == 0]
         if empty:
             raise DpotError(f"mixture datasets {empty} are empty")
@@ -109,8 +114,9 @@ class Mixture(Dataset):
 
 
 class BalancedSampler(Sampler[int]):
-    """Infinite stream of mixture indices; a sample of dataset k is drawn with probability ∝ w_k/|D_k|
-    (`balanced=True`, dataset k gets a share ∝ w_k) or uniformly over all samples (`balanced=False`).
+    """Infinite stream of mixture indices; a sample (trajectory) of dataset k is drawn with probability
+    ∝ w_k/|D_k| (`balanced=True`: dataset k gets a share ∝ w_k) or uniformly over all trajectories of the
+    mixture (`balanced=False`: shares ∝ |D_k|, the reference's unweighted epochs); window starts are uniform.
 
     Exact `state_dict()`/`load_state_dict()`; with a DataLoader the iterator runs ahead of what the model has
     consumed, so pass `position=<samples consumed on this rank>` to `state_dict` for an exact resume.
@@ -136,7 +142,7 @@ class BalancedSampler(Sampler[int]):
         if self.balanced:
             p = mixture.weights.copy()
         else:
-            p = self._shard.astype(np.float64) * (mixture.weights > 0)
+            p = np.asarray(mixture.n_samples, dtype=np.float64) * (mixture.weights > 0)
         self._p = p / p.sum()
         self.position = 0
         self._cache: tuple[int, np.ndarray] | None = None
