@@ -116,5 +116,26 @@ def test_missing_boundary_needs_flag(tmp_path, capsys):
 def test_missing_group(tmp_path, capsys):
     src = tmp_path / "w.hdf5"
     with h5py.File(src, "w") as f:
-        f.create_group("dimensions")
-    assert_fails(capsys, "the-well", src, "--out", tmp_path / "o", match="key 't0_fields' missing")
+        f.create_group("t0_fields")
+    assert_fails(capsys, "the-well", src, "--out", tmp_path / "o", match="key 'dimensions' missing")
+
+
+def test_no_fields(tmp_path, capsys):
+    src = tmp_path / "w.hdf5"
+    write_well(src, 10)
+    with h5py.File(src, "a") as f:
+        for g in ("t0_fields", "t1_fields", "t2_fields"):
+            f[g].attrs["field_names"] = []
+    assert_fails(capsys, "the-well", src, "--out", tmp_path / "o", match="no fields listed")
+
+
+def test_field_shape_disagrees_with_flags(tmp_path, capsys):
+    src = tmp_path / "w.hdf5"
+    write_well(src, 10)
+    with h5py.File(src, "a") as f:
+        del f["t0_fields/tracer"]
+        ds = f.create_dataset("t0_fields/tracer", data=np.zeros((10, 4, 6), np.float32))  # y axis missing
+        ds.attrs["sample_varying"] = ds.attrs["time_varying"] = True
+        ds.attrs["dim_varying"] = [True, True]
+    assert_fails(capsys, "the-well", src, "--out", tmp_path / "o", match="field tracer has shape (8, 4, 6), expected (8, 4, 6, 5)")
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ from dpot.data.format import SPLITS, DatasetMeta, SplitWriter
 from dpot.errors import DpotError
 from dpot.io import atomic_path
 
-BLOCK_BYTES = 1 << 28  # trajectories are read and written in blocks of at most ~256 MiB
+BLOCK_BYTES = 1 << 26  # trajectories are read and written in blocks of at most ~64 MiB
 
 
 @dataclass
@@ -73,9 +73,7 @@ class Plan:
     inputs_shape: tuple[int, ...] | None = None  # (*space, C_in) for steady-state data
     targets_shape: tuple[int, ...] | None = None
     n_params: int = 0
-    mask: np.ndarray | None = None
     channels_renamable: bool = True  # False when the importer already used --channels to select variables
-    notes: list[str] = field(default_factory=list)
 
     def sample_bytes(self) -> int:
         shapes = [self.frame_shape] if self.frame_shape else [self.inputs_shape, self.targets_shape]
@@ -283,7 +281,7 @@ def write_plan(plan: Plan, out: str | Path, overwrite: bool = False, progress: b
             parts = plan.splits[s]
             n = sum(p.n for p in parts)
             with SplitWriter(tmp / f"{s}.h5", meta, n, plan.frame_shape, inputs_shape=plan.inputs_shape,
-                             targets_shape=plan.targets_shape, n_params=plan.n_params, mask=plan.mask) as w:
+                             targets_shape=plan.targets_shape, n_params=plan.n_params) as w:
                 i = 0
                 for p in parts:
                     for a in range(0, p.n, block):

@@ -63,8 +63,7 @@ class WellFile:
     def __init__(self, path: Path):
         self.path = path
         f = self.f = h5_open(path)
-        for key in ("dimensions", "t0_fields", "t1_fields", "t2_fields"):
-            h5_get(f, key, path)
+        h5_get(f, "dimensions", path)
         self.name = attr_str(f.attrs.get("dataset_name", path.parent.name))
         dims = f["dimensions"]
         self.space = attr_strs(dims.attrs.get("spatial_dims"))
@@ -79,7 +78,9 @@ class WellFile:
         self.fields: list[tuple[object, str, int]] = []  # (dataset, name, tensor order)
         self.channels: list[str] = []
         for order in range(3):
-            grp = f[f"t{order}_fields"]
+            grp = f.get(f"t{order}_fields")
+            if grp is None:
+                continue
             for name in attr_strs(grp.attrs.get("field_names")):
                 ds = h5_get(grp, name, path)
                 self.fields.append((ds, name, order))
