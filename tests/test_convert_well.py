@@ -137,5 +137,6 @@ def test_field_shape_disagrees_with_flags(tmp_path, capsys):
         ds = f.create_dataset("t0_fields/tracer", data=np.zeros((10, 4, 6), np.float32))  # y axis missing
         ds.attrs["sample_varying"] = ds.attrs["time_varying"] = True
         ds.attrs["dim_varying"] = [True, True]
-    assert_fails(capsys, "the-well", src, "--out", tmp_path / "o", match="field tracer has shape (8, 4, 6), expected (8, 4, 6, 5)")
+    assert_fails(capsys, "the-well", src, "--out", tmp_path / "o",
+                 match="field tracer has shape (8, 4, 6), expected (8, 4, 6, 5)")
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
