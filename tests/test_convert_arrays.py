@@ -92,3 +92,12 @@ def test_missing_key_and_options(tmp_path, capsys):
                  "n x y", match="both --inputs and --targets")
     assert_fails(capsys, "arrays", tmp_path / "m.npz", "--out", tmp_path / "o", "--inputs", "u", "--targets",
                  "v", "--layout", "n t x", match="no t axis")
+
+
+def test_pt_legacy_format_single_tensor(tmp_path):
+    u = torch.randn(10, 3, 5)  # n t x, saved in the pre-zip format (cannot be memory-mapped)
+    torch.save(u, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    assert run_convert("arrays", tmp_path / "old.pt", "--out", tmp_path / "out", "--layout", "n t x") == 0
+    d = read_dataset(tmp_path / "out" / "old")
+    assert d["meta"].channels == ["old"]
+    np.testing.assert_array_equal(d["test"]["fields"][0, ..., 0], u[9].numpy())

@@ -55,7 +55,7 @@ def test_cylinder_mask(tmp_path):
                                               "x_min": -1.0, "x_max": 3.0, "y_min": -1.0, "y_max": 1.0},
                    h=8, w=16)
     assert run_convert("cfdbench", root, "--out", tmp_path / "out", "--frames", "4", "--split", "1,1,1") == 0
-    d = read_dataset(tmp_path / "out" / "cfdbench_cylinder")
+    d = read_dataset(tmp_path / "out" / "cfdbench_cylinder_geo")
     m = d["meta"]
     assert m.domain == [[-1.0, 3.0], [-1.0, 1.0]] and m.boundary == ["open", "wall"]
     mask = d["train"]["fields"][0, 0, :, :, 2]  # (x, y); cell centres x = -1 + (i+.5)/4, y = -1 + (j+.5)/4

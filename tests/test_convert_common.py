@@ -116,7 +116,7 @@ def test_bad_split(tmp_path, capsys, split, match):
     (["--domain", "0:1,0:1"], "has 2 axes"),
     (["--domain", "1:0"], "bad --domain"),
     (["--channels", "a,b"], "names 2 channels"),
-    (["--name", "../x"], "bad --name"),
+    (["--name", "../x"], "not a plain folder name"),
 ])
 def test_bad_overrides(tmp_path, capsys, args, match):
     src = _pdebench_file(tmp_path / "1D_Burgers_Sols_Nu0.1.hdf5", np.ones((10, 4, 8), np.float32))

@@ -69,7 +69,12 @@ class Container:
         import torch
 
         try:
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            try:
+                obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as exc:  # files in the legacy (non-zip) format cannot be memory-mapped
+                if "mmap" not in str(exc):
+                    raise
+                obj = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
             raise DpotError(f"{path}: holds more than tensors ({str(exc).splitlines()[0]}); only tensors and "
                             "dicts of tensors can be converted") from None

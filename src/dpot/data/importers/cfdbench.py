@@ -119,7 +119,8 @@ def build(src: Path, opts: ConvertOptions) -> Plan:
     else:
         domain = [[0.0, float(p0.get("width", 1.0))], [0.0, float(p0.get("height", 1.0))]]
     pde = "cavity" if problem == "cavity" else "ns2d_incompressible"
-    meta = DatasetMeta(name=f"cfdbench_{problem}", pde=pde,
+    name = f"cfdbench_{problem}" + (f"_{src.name}" if src.name in SUBSETS else "")
+    meta = DatasetMeta(name=name, pde=pde,
                        channels=["u", "v", "mask"], space=["x", "y"], domain=domain, boundary=boundary, dt=dt,
                        params={"problem": problem, "cases": len(cases), "frames_per_window": frames,
                                "last_window": "padded by repeating the final frame"},

@@ -231,8 +231,6 @@ def apply_overrides(plan: Plan, opts: ConvertOptions) -> Plan:
     """Apply --name/--pde/--dt/--domain/--boundary/--channels on top of what the importer read."""
     meta, changes = plan.meta, {}
     if opts.name:
-        if "/" in opts.name or opts.name.startswith("."):
-            raise DpotError(f"bad --name {opts.name!r}: use a plain folder name")
         changes["name"] = opts.name
     if opts.pde:
         changes["pde"] = opts.pde
@@ -265,6 +263,8 @@ def write_plan(plan: Plan, out: str | Path, overwrite: bool = False, progress: b
     from tqdm import tqdm
 
     meta = plan.meta
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*", meta.name):
+        raise DpotError(f"dataset name {meta.name!r} is not a plain folder name; pass --name")
     target = Path(out) / meta.name
     if target.exists() and not overwrite:
         raise DpotError(f"{target} already exists; pass --overwrite to replace it or --name to pick another "

@@ -6,6 +6,7 @@ SRC: a dataset folder (with `data/` or `train/valid/test/` inside), a folder of 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -155,7 +156,8 @@ def build(src: Path, opts: ConvertOptions) -> Plan:
                             f"axis of {first.space}; pass --boundary")
     parts = {s: [Part(w.n, w.read, str(w.path)) for w in ws] for s, ws in wells.items()}
     pde = next((word for prefix, word in PDE_OF.items() if first.name.lower().startswith(prefix)), "other")
-    meta = DatasetMeta(name=first.name, pde=pde, channels=list(first.channels), space=list(first.space),
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", first.name)
+    meta = DatasetMeta(name=name, pde=pde, channels=list(first.channels), space=list(first.space),
                        domain=[domain_from_coords(c.reshape(-1, c.shape[-1])[0]) for c in first.coords],
                        boundary=boundary, dt=dt_from_times(first.time, f"{first.path}: dimensions/time"),
                        params={"dataset_name": first.name,
