@@ -54,7 +54,8 @@ def read_checkpoint_config(directory: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
-def save_pretrained(model: nn.Module, directory: str | os.PathLike, extra: dict | None = None) -> Path:
+def write_checkpoint(directory: str | os.PathLike, model_type: str, config: dict[str, Any],
+                     state: dict[str, torch.Tensor], extra: dict | None = None) -> Path:
     """Write `model.safetensors` then `config.json` (each atomic; config last = complete)."""
     from safetensors.torch import save_file
 
@@ -62,19 +63,17 @@ def save_pretrained(model: nn.Module, directory: str | os.PathLike, extra: dict 
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt"})
-    write_json(
-        directory / CONFIG_FILE,
-        {
-            "model_type": model.model_type,
-            "model": model.config.to_dict(),
-            "dpot_version": __version__,
-            **(extra or {}),
-        },
-    )
+    meta = {"model_type": model_type, "model": config, "dpot_version": __version__, **(extra or {})}
+    write_json(directory / CONFIG_FILE, meta)
     return directory
+
+
+def save_pretrained(model: nn.Module, directory: str | os.PathLike, extra: dict | None = None) -> Path:
+    """Save a model with a `config` and `model_type` as a checkpoint directory."""
+    return write_checkpoint(directory, model.model_type, model.config.to_dict(), model.state_dict(), extra)
 
 
 def load_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu"):

@@ -196,8 +196,9 @@ class DPOT(nn.Module):
         cfg = self.config
         up, mid, last = self.out_layer[0], self.out_layer[2], self.out_layer[4]
         k = cfg.patch_size**cfg.ndim
-        h = z @ up.matrix()  # (B, *grid, P^d * O): ConvTranspose with kernel == stride
-        h = F.gelu(h.reshape(*z.shape[:-1], k, -1) + up.bias)
+        # ConvTranspose with kernel == stride: one matmul to (B, *grid, P^d * O), bias fused into the GEMM.
+        h = torch.addmm(up.bias.repeat(k), z.reshape(-1, z.shape[-1]), up.matrix())
+        h = F.gelu(h.reshape(*z.shape[:-1], k, -1))
         h = last(F.gelu(mid(h)))
         return unpatchify(h, cfg.patch_size, cfg.ndim, cfg.out_timesteps, cfg.out_channels)
 
