@@ -133,3 +133,48 @@ def test_split_counts_and_overrides(tmp_path):
     np.testing.assert_array_equal(d["test"]["fields"][0, ..., 0], values[8])
     assert d["meta"].domain == [[0.0, 2.0]] and d["meta"].boundary == ["neumann"]
     assert d["meta"].channels == ["velocity"]
+
+
+def _make_source(kind: str, folder: Path) -> tuple[list[str], Path]:
+    """A valid small source of each file type, and the command-line arguments that convert it."""
+    import scipy.io
+    import torch
+
+    x = np.random.default_rng(0).standard_normal((10, 3, 16, 16)).astype(np.float32)
+    if kind == "mat-v5":
+        p = folder / "ns.mat"
+        scipy.io.savemat(p, {"u": x.transpose(0, 2, 3, 1)})
+        return ["fno-mat", p], p
+    if kind == "mat-v73":
+        p = folder / "ns.mat"
+        with h5py.File(p, "w", userblock_size=512) as f:
+            f["u"] = x.transpose(0, 2, 3, 1).T
+        return ["fno-mat", p], p
+    if kind == "pdearena":
+        p = folder / "shard.h5"
+        with h5py.File(p, "w") as f:
+            for k in ("u", "vx", "vy"):
+                f[f"train/{k}"] = x
+        return ["pdearena", p], p
+    if kind == "npz":
+        p = folder / "a.npz"
+        np.savez(p, u=x)
+        return ["arrays", p, "--layout", "n t x y"], p
+    if kind == "pt":
+        p = folder / "a.pt"
+        torch.save({"u": torch.from_numpy(x)}, p)
+        return ["arrays", p, "--layout", "n t x y"], p
+    p = folder / "a.npy"
+    np.save(p, x)
+    return ["arrays", p, "--layout", "n t x y"], p
+
+
+@pytest.mark.parametrize("kind", ["mat-v5", "mat-v73", "pdearena", "npz", "pt", "npy"])
+def test_truncated_sources(tmp_path, capsys, kind):
+    args, path = _make_source(kind, tmp_path)
+    assert run_convert(*args, "--out", tmp_path / "ok") == 0  # the intact file converts
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
+    line = assert_fails(capsys, *args, "--out", tmp_path / "out", match=str(path))
+    assert "truncated or corrupt" in line
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -6,6 +6,7 @@ are stacked as channels. `.npy`, `.pt` and `.h5` are read lazily (memory-mapped 
 from __future__ import annotations
 
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ class Container:
                                       else None)
         except DpotError:
             raise
-        except (OSError, ValueError, RuntimeError) as exc:
+        except (OSError, ValueError, RuntimeError, zipfile.BadZipFile) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise DpotError(f"{path}: cannot read ({first}); the file may be truncated or corrupt") from None
 
