@@ -190,3 +190,14 @@ def test_wrong_axis_count(tmp_path, capsys):
         f["velocity"] = np.ones((5, 4, 8, 2), np.float32)
         f["particles"] = np.ones((5, 4, 8, 1), np.float32)
     assert_fails(capsys, "pdebench", src, "--out", tmp_path / "o", match="expected velocity (N, T, X, Y, 2)")
+
+
+def test_1d_cfd_transmissive_and_name_numbers(tmp_path):
+    src = tmp_path / "1D_CFD_Shock_Eta1.e-8_Zeta1.e-8_trans_Train.hdf5"
+    data = _cfd(src, 1)
+    assert run_convert("pdebench", src, "--out", tmp_path / "out", "--name", "shock") == 0
+    d = read_dataset(tmp_path / "out" / "shock")
+    m = d["meta"]
+    assert m.channels == ["Vx", "density", "pressure"] and m.boundary == ["open"]
+    assert m.params["eta"] == 1e-8 and m.params["zeta"] == 1e-8
+    np.testing.assert_array_equal(d["train"]["fields"][..., 2], data["pressure"][:8])

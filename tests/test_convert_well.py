@@ -140,3 +140,13 @@ def test_field_shape_disagrees_with_flags(tmp_path, capsys):
     assert_fails(capsys, "the-well", src, "--out", tmp_path / "o",
                  match="field tracer has shape (8, 4, 6), expected (8, 4, 6, 5)")
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_single_file_1d(tmp_path):
+    src = tmp_path / "w1.hdf5"
+    arrs = write_well(src, 10, res=(7,), bcs=(("x", "periodic"),), name="acoustic_scattering_1d")
+    assert run_convert("the-well", src, "--out", tmp_path / "out") == 0
+    d = read_dataset(tmp_path / "out" / "acoustic_scattering_1d")
+    assert d["meta"].channels == ["tracer", "obstacle", "velocity_x", "stress_xx"] and d["meta"].pde == "wave"
+    assert d["train"]["fields"].shape == (8, 4, 7, 4)
+    np.testing.assert_array_equal(d["val"]["fields"][0, ..., 3], arrs["stress"][8, ..., 0, 0])

@@ -144,7 +144,7 @@ def params_from_name(stem: str, names: dict[str, str]) -> dict[str, float]:
     """Numbers encoded in a file name, e.g. `..._Nu0.001_...` with names={"Nu": "nu"} -> {"nu": 0.001}."""
     out = {}
     for tag, key in names.items():
-        m = re.search(rf"(?:^|[_\-]){tag}([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)", stem)
+        m = re.search(rf"(?:^|[_\-]){tag}([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)", stem)
         if m:
             out[key] = float(m.group(1))
     return out
