@@ -8,6 +8,8 @@ import numpy as np
 import scipy.io
 from test_convert_common import assert_fails, read_dataset, run_convert
 
+RNG = np.random.default_rng(0)
+
 
 def save_v73(path, arrays: dict[str, np.ndarray]) -> None:
     """A MATLAB v7.3 file: HDF5 behind a 512-byte MAT header, every array stored column-major, i.e. with its
@@ -84,3 +86,15 @@ def test_unknown_mat_content(tmp_path, capsys):
 def test_ns_wrong_axis_count(tmp_path, capsys):
     scipy.io.savemat(tmp_path / "x.mat", {"coeff": np.ones((3, 4, 4)), "sol": np.ones((3, 4))})
     assert_fails(capsys, "fno-mat", tmp_path / "x.mat", "--out", tmp_path / "out", match="equal shape")
+
+
+def test_burgers_steady(tmp_path):
+    a = RNG.standard_normal((10, 32)).astype(np.float32)
+    u = RNG.standard_normal((10, 32)).astype(np.float32)
+    scipy.io.savemat(tmp_path / "burgers_data_R10.mat", {"a": a, "u": u})
+    assert run_convert("fno-mat", tmp_path / "burgers_data_R10.mat", "--out", tmp_path / "out") == 0
+    d = read_dataset(tmp_path / "out" / "burgers_data_R10")
+    m = d["meta"]
+    assert m.steady and m.pde == "burgers" and m.space == ["x"] and m.input_channels == ["u0"]
+    np.testing.assert_array_equal(d["test"]["inputs"][0, :, 0], a[9])
+    np.testing.assert_array_equal(d["test"]["targets"][0, :, 0], u[9])
