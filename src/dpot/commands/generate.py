@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         part_size=part_size,
         preset=preset_name,
         progress=not args.quiet,
-        log=None if args.quiet else print,
+        log=not args.quiet,
     )
     done = [name for name in (s.name for s in specs) if manifest["datasets"][name]["complete"]]
     print(f"{len(done)}/{len(specs)} datasets complete in {args.out} (manifest: {args.out}/manifest.json)")

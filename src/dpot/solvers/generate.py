@@ -483,7 +483,7 @@ def generate(
     part_size: int = 1 << 30,
     preset: str | None = None,
     progress: bool = True,
-    log: Callable[[str], None] | None = None,
+    log: bool = False,
 ) -> dict:
     """Generate `specs` under `out`; returns the manifest. Finished files are skipped, so a rerun resumes."""
     from tqdm import tqdm
@@ -514,7 +514,7 @@ def generate(
         dynamic_ncols=True,
     )
     try:
-        run_jobs(jobs, workers=workers, device=device, progress=bar.update, log=log)
+        run_jobs(jobs, workers=workers, device=device, progress=bar.update, log=bar.write if log else None)
     finally:
         bar.close()
     for ds in datasets:

@@ -1,0 +1,153 @@
+"""Solver speed: seconds per trajectory for every registered family at 64^2 and 128^2 (3D families at 16^3 and
+32^3), with the frame counts and physical settings of the `default` preset, and the wall time of
+`dpot generate default`.
+
+Each family runs a batch of `--n` trajectories single-threaded (as each `dpot generate` worker does); the
+rate is (seconds for the batch) / n, excluding disk writes. The machine's load average is recorded: other work
+on a shared machine slows every row. Results: a table on stdout and
+`benchmarks/results/solvers_<device>.json`.
+
+    python benchmarks/solvers.py [--n 8] [--device cpu] [--skip-generate] [--families a,b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from dpot import __version__
+from dpot.io import write_json
+from dpot.solvers.generate import resolve
+from dpot.solvers.presets import PRESETS, DatasetSpec
+from dpot.solvers.registry import FAMILIES
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine(device: str) -> dict:
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "dpot": __version__,
+        "device": device,
+        "loadavg_1min_at_start": os.getloadavg()[0],
+    }
+    if device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def preset_settings(family: str) -> DatasetSpec:
+    """The first `default` dataset of the family (its frames and parameters), else the family defaults."""
+    for spec in PRESETS["default"].datasets:
+        if spec.family == family:
+            return spec
+    return DatasetSpec(family, family, 1, 0, 0)
+
+
+def time_family(name: str, res: int, n: int, device: str) -> dict:
+    spec = preset_settings(name)
+    ds = resolve(DatasetSpec(spec.name, name, n, 0, 0, res=res, frames=spec.frames, params=spec.params))
+    ds.family.simulate(1, min(res, 16), min(ds.frames, 2), 0, device=device, **ds.params)  # warm-up
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    ds.family.simulate(n, ds.res, ds.frames, ds.seed, device=device, **ds.params)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    return {
+        "family": name,
+        "dataset_settings": spec.name,
+        "res": res,
+        "frames": ds.frames,
+        "dt": ds.dt,
+        "params": ds.params,
+        "n": n,
+        "seconds": round(seconds, 3),
+        "seconds_per_trajectory": round(seconds / n, 4),
+    }
+
+
+def time_generate_default(workers: int) -> dict:
+    """Wall time of `dpot generate default` into a fresh temporary folder (then deleted)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dpot",
+                "generate",
+                "default",
+                "--out",
+                tmp,
+                "--quiet",
+                "--workers",
+                str(workers),
+            ],
+            check=True,
+        )
+        seconds = time.perf_counter() - t0
+        size = sum(p.stat().st_size for p in Path(tmp).rglob("*.h5"))
+    spec = PRESETS["default"]
+    return {
+        "seconds": round(seconds, 1),
+        "workers": workers,
+        "datasets": len(spec.datasets),
+        "trajectories": sum(d.n_train + d.n_val + d.n_test for d in spec.datasets),
+        "gib": round(size / 2**30, 3),
+        "loadavg_1min_after": os.getloadavg()[0],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=8, help="trajectories per timed batch")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--families", help="comma-separated subset (default: all registered)")
+    parser.add_argument("--skip-generate", action="store_true", help="do not time `dpot generate default`")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="workers for `dpot generate default` (0 = auto)"
+    )
+    args = parser.parse_args()
+    if args.device == "cpu":
+        torch.set_num_threads(1)
+    names = args.families.split(",") if args.families else list(FAMILIES)
+    rows = []
+    for name in names:
+        space = len(FAMILIES[name].space)
+        for res in (16, 32) if space == 3 else (64, 128):
+            row = time_family(name, res, args.n, args.device)
+            rows.append(row)
+            rate = row["seconds_per_trajectory"]
+            print(f"{name:24s} {res:4d}^{space}  {row['frames']:4d} frames  {rate:8.3f} s/traj", flush=True)
+    result = {"machine": machine(args.device), "torch_threads": torch.get_num_threads(), "families": rows}
+    if not args.skip_generate:
+        result["generate_default"] = time_generate_default(args.workers)
+        print(f"dpot generate default: {result['generate_default']['seconds']} s wall")
+    result["machine"]["loadavg_1min_at_end"] = os.getloadavg()[0]
+    kind = "cpu" if args.device == "cpu" else "gpu"
+    write_json(RESULTS / f"solvers_{kind}.json", result)
+    print(f"wrote {RESULTS / f'solvers_{kind}.json'}")
+
+
+if __name__ == "__main__":
+    main()
