@@ -178,3 +178,10 @@ def test_truncated_sources(tmp_path, capsys, kind):
     line = assert_fails(capsys, *args, "--out", tmp_path / "out", match=str(path))
     assert "truncated or corrupt" in line
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_help_lists_every_importer():
+    from dpot.commands.convert import FORMATS
+    from dpot.data.importers import IMPORTERS
+
+    assert FORMATS == tuple(IMPORTERS)
