@@ -124,6 +124,8 @@ def test_family_mode_with_params(tmp_path):
     (["tiny", "--out", "X", "--shard", "a"], "expected i/n"),
     (["darcy_2d", "--out", "X", "--param", "viscosity=1"], "no parameter 'viscosity'"),
     (["tiny", "--out", "X", "--res", "0"], "--res must be positive"),
+    (["ns2d_vorticity", "--out", "X", "--param", "nu=fast"], "nu=fast: expected a number"),
+    (["ns2d_vorticity", "--out", "X", "--param", "nu"], "expected KEY=VALUE"),
 ])
 def test_bad_input_is_one_clear_error(tmp_path, argv, message):
     argv = [a.replace("X", str(tmp_path / "out")) for a in argv]
@@ -136,6 +138,8 @@ def test_unwritable_output(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(DpotError, match="not writable"):
         run_cli("tiny", "--out", str(blocker / "sub"), "--quiet")
+    with pytest.raises(DpotError, match="is not a folder"):
+        run_cli("tiny", "--out", str(blocker), "--quiet")
 
 
 def test_presets_meet_their_promises():

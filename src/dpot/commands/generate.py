@@ -80,6 +80,14 @@ def _device(name: str) -> str:
     return name
 
 
+def _keyword_parameters(family) -> dict:
+    """The physical parameters `family.simulate` accepts (its keyword-only arguments) with their defaults."""
+    import inspect
+
+    sig = inspect.signature(family.simulate).parameters.values()
+    return {p.name: p.default for p in sig if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
 def _listing() -> str:
     from dpot.solvers.presets import PRESETS
     from dpot.solvers.registry import FAMILIES
@@ -145,12 +153,19 @@ def run(args: argparse.Namespace) -> int:
         part_size, preset_name = args.part_size or preset.part_size, preset.name
     elif args.target in FAMILIES:
         family = FAMILIES[args.target]
-        unknown = sorted(set(params) - set(family.defaults) - {"dt"})
+        known = _keyword_parameters(family)
+        unknown = sorted(set(params) - set(known))
         if unknown:
-            known = sorted(k for k in family.defaults if k not in ("res", "frames"))
             raise DpotError(
-                f"family {family.name} has no parameter {unknown[0]!r}; known: {', '.join(known)}"
+                f"family {family.name} has no parameter {unknown[0]!r}; known: {', '.join(sorted(known))}"
             )
+        for key, value in params.items():
+            default = known[key]
+            numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+            if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise DpotError(f"--param {key}={value}: expected a number")
+            if isinstance(default, float):
+                params[key] = float(value)
         n = args.n or 32
         specs = [
             DatasetSpec(

@@ -341,6 +341,8 @@ def _clean_stale(out: Path, names: Iterable[str]) -> None:
 
 def check_writable(out: Path) -> None:
     """A one-line DpotError when `out` cannot be created or written."""
+    if out.exists() and not out.is_dir():
+        raise DpotError(f"{out}: exists and is not a folder; choose another --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".dpot-write-test."):
