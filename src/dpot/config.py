@@ -44,6 +44,9 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
             if type(None) in args:
                 return None
             raise DpotError(f"config key {key!r}: null is not allowed (expected {_type_name(tp)})")
+        real = [a for a in args if a is not type(None)]
+        if len(real) == 1:  # Optional[X]: X's own, more precise message
+            return _coerce(real[0], value, key)
         for arg in args:
             if arg is type(None):
                 continue

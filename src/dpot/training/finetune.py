@@ -11,9 +11,9 @@ and copies every pre-trained tensor that fits, by these rules (each logged and s
   the existing channels (new input channels start at zero, new output channels random); `reinit` builds a new
   patch embedding, output head and class head of the dataset's width (the reference's
   `load_components=['blocks','pos','time_agg']`);
-- 2D -> 3D: the Fourier blocks (spectral weights are dimension-free, 1x1 convs reshaped, GroupNorm copied),
-  the temporal aggregation and the 1x1 layers of the output head transfer; the patch embedding, positional
-  embedding and the head's transposed conv are new.
+- 2D -> 3D: `dpot.models.transfer.inflate_2d_to_3d` (Fourier blocks as the reference; patch embedding
+  inflated along z, positional embedding and output head replicated along z; see docs/model.md), then the
+  rules above for T_in and channels.
 """
 
 from __future__ import annotations
@@ -330,9 +330,14 @@ def adapt_model(src: nn.Module | None, task: TaskShape, cfg: FinetuneConfig) -> 
     model = DPOT(dcfg)
     if cfg.model == "scratch":
         return model, ["DPOT of the checkpoint's architecture, random init (from scratch)"]
+    if scfg.ndim == 2 and task.ndim == 3:  # the model helper's inflation, then the rules above for T_in
+        from dpot.models.transfer import inflate_2d_to_3d
+
+        src = inflate_2d_to_3d(src, img_size=list(task.grid), in_channels=chans, out_channels=chans)
     log = transfer_weights(src, model, mode, cfg.finetune.time_agg)
     if task.ndim != scfg.ndim:
-        log.insert(0, f"{scfg.ndim}D -> {task.ndim}D transfer")
+        how = "inflate_2d_to_3d" if (scfg.ndim, task.ndim) == (2, 3) else "blocks only"
+        log.insert(0, f"{scfg.ndim}D -> {task.ndim}D transfer ({how})")
     if chans != scfg.in_channels:
         log.insert(0, f"channels {scfg.in_channels} -> {chans} ({mode})")
     return model, log

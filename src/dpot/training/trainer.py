@@ -175,12 +175,17 @@ class Trainer:
         state = load_training_state(ckpt)
         if fsdp:
             from safetensors.torch import load_file
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                set_model_state_dict,
+                set_optimizer_state_dict,
+            )
 
             weights = load_file(str(ckpt / "model.safetensors"))
-            set_state_dict(self.model, self.optimizer, model_state_dict=weights,
-                           optim_state_dict=state["optimizer"],
-                           options=StateDictOptions(full_state_dict=True))
+            set_model_state_dict(self.model, weights, options=StateDictOptions(full_state_dict=True))
+            # parameters that never had a gradient (an unused class head) have no optimizer state
+            set_optimizer_state_dict(self.model, self.optimizer, state["optimizer"],
+                                     options=StateDictOptions(full_state_dict=True, strict=False))
         else:
             self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
@@ -314,6 +319,12 @@ class Trainer:
                 n += err.shape[0]
             results[str(getattr(ds, "name", len(results)))] = total / max(n, 1)
         self.model.train(was_training)
+        if self.env.distributed and self.cfg.strategy == "fsdp":  # forward without backward: reshard
+            from torch.distributed.fsdp import FSDPModule
+
+            for module in self.model.modules():
+                if isinstance(module, FSDPModule):
+                    module.reshard()
         return results
 
     # ---------------------------------------------------------------------------------------------- logging

@@ -1,0 +1,40 @@
+"""The data-parallel path on CPU: `torchrun --nproc_per_node 2` with the gloo backend, then a resume."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from test_train_loop import QUICK, TINY, make_corpus, metrics, weights
+
+
+def torchrun(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "dpot", "pretrain", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_ddp_two_ranks_shard_the_sampler_and_resume(tmp_path):
+    corpus = make_corpus(tmp_path / "data")
+    run = tmp_path / "run"
+    torchrun("--config", TINY, "--out", str(run), f"data.root={corpus}", "train.max_steps=3",
+             "train.checkpoint_every=2", "train.batch_size=4", *QUICK)
+    state = torch.load(run / "checkpoint" / "training_state.pt", weights_only=True)
+    assert state["world_size"] == 2 and state["step"] == 3
+    assert [s["rank"] for s in state["sampler"]] == [0, 1]
+    assert [s["position"] for s in state["sampler"]] == [12, 12]  # 3 steps x 4 samples on each rank
+    assert not torch.equal(state["rng"][0]["noise"], state["rng"][1]["noise"])  # independent noise per rank
+    before = weights(run)
+    proc = torchrun("--resume", str(run), "train.max_steps=5")
+    assert proc.stdout.count("step 5:") == 1  # only rank 0 reports
+    assert [r["step"] for r in metrics(run)] == [1, 2, 3, 4, 5]
+    after = weights(run)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    info = json.loads((Path(run) / "checkpoint" / "config.json").read_text())
+    assert info["step"] == 5
