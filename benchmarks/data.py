@@ -18,6 +18,7 @@ import argparse
 import itertools
 import os
 import platform
+import resource
 import shutil
 import tempfile
 import time
@@ -96,10 +97,18 @@ class ReferenceWindows(Dataset):
         return {"x": x[:, :, start:start + T_IN].clone(), "y": x[:, :, start + T_IN:stop].clone()}
 
 
+def cpu_seconds() -> float:
+    """User+system CPU time of this process and its reaped children (DataLoader workers once shut down)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def rate(dataset: Dataset, sampler, workers: int, seconds: float, cache_file: Path, cold: bool) -> dict:
-    """Windows/s through a DataLoader: a warm-up of 3 batches, then as many batches as fit in `seconds`."""
+    """Windows/s through a DataLoader (a warm-up of 3 batches, then as many batches as fit in `seconds`), and
+    CPU-seconds per window over the whole run including workers (robust to other jobs on the machine)."""
     if cold:
         drop_cache(cache_file)
+    cpu0 = cpu_seconds()
     loader = DataLoader(dataset, batch_size=BATCH, sampler=sampler, num_workers=workers,
                         persistent_workers=False, prefetch_factor=4 if workers else None)
     it = iter(loader)
@@ -110,8 +119,10 @@ def rate(dataset: Dataset, sampler, workers: int, seconds: float, cache_file: Pa
         batch = next(it)
         n += batch["x"].shape[0]
     dt = time.perf_counter() - t0
-    del it
-    return {"windows_per_s": round(n / dt, 1), "windows": n, "seconds": round(dt, 2)}
+    del it  # shuts the workers down, so their CPU time is counted
+    cpu = (cpu_seconds() - cpu0) / (n + 3 * BATCH)
+    return {"windows_per_s": round(n / dt, 1), "windows": n, "seconds": round(dt, 2),
+            "cpu_ms_per_window": round(1000 * cpu, 2)}
 
 
 def ti_rate(steps: int = 3) -> dict:
@@ -123,16 +134,18 @@ def ti_rate(steps: int = 3) -> dict:
     model = DPOT.from_preset("Ti")
     x = torch.randn(BATCH, RES, RES, T_IN, CHANNELS)
     y = torch.randn(BATCH, RES, RES, 1, CHANNELS)
-    times = []
+    times, cpus = [], []
     for _ in range(steps + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         out = model(x)
         loss = ((out - y) ** 2).mean()
         loss.backward()
         model.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - t0)
+        cpus.append(cpu_seconds() - c0)
     step = float(np.median(times[1:]))
     return {"available": True, "step_s": round(step, 3), "samples_per_s": round(BATCH / step, 2),
+            "cpu_ms_per_sample": round(1000 * float(np.median(cpus[1:])) / BATCH, 1),
             "params": sum(p.numel() for p in model.parameters())}
 
 
@@ -172,7 +185,8 @@ def main() -> None:
             r = rate(ds, sampler, workers, args.seconds, h5, cold)
             r.update(loader=name, workers=workers, cache="cold" if cold else "warm")
             results["runs"].append(r)
-            print(f"{name:>9}  workers={workers}  {r['cache']:<4}  {r['windows_per_s']:8.1f} windows/s")
+            print(f"{name:>9}  workers={workers}  {r['cache']:<4}  {r['windows_per_s']:8.1f} windows/s  "
+                  f"{r['cpu_ms_per_window']:7.2f} CPU-ms/window")
         results["ti"] = ti_rate()
         results["machine"]["loadavg_1min_at_end"] = os.getloadavg()[0]
         ti = results["ti"]
@@ -186,6 +200,11 @@ def main() -> None:
             results["ratio_vs_ti"] = {f"{k[0]}_{k[1]}": round(v / ti["samples_per_s"], 1)
                                       for k, v in best.items()}
             print("loader / Ti consumption:", results["ratio_vs_ti"])
+            cheapest = min(r["cpu_ms_per_window"] for r in results["runs"] if r["loader"] == "dpot")
+            cpu_ratio = round(ti["cpu_ms_per_sample"] / cheapest, 1)
+            results["ti_cpu_per_sample_over_loader_cpu_per_window"] = cpu_ratio
+            print(f"Ti CPU-ms/sample {ti['cpu_ms_per_sample']} vs dpot loader {cheapest} CPU-ms/window: "
+                  f"{cpu_ratio}x")
         else:
             print(f"DPOT-Ti step not measured: {ti['reason']}")
         results["speedup_vs_reference"] = {
