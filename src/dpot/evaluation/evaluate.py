@@ -43,12 +43,25 @@ def _model_grid(model: nn.Module, native: tuple[int, ...]) -> tuple[int, ...] | 
     return tuple(cfg.img_size)
 
 
-def check_fit(model: nn.Module, dataset_dir: str | os.PathLike, split: str = "test") -> None:
-    """Raise a one-line DpotError when the checkpoint cannot take the dataset (dimension, channels, T_in)."""
+def checkpoint_config(path: str | os.PathLike) -> Any:
+    """The model config stored in a checkpoint's `config.json` (DPOT or FNO), without loading weights."""
+    from dpot.models.checkpoint import read_checkpoint_config
+    from dpot.models.config import DPOTConfig
+    from dpot.models.fno_baseline import FNOConfig
+
+    meta = read_checkpoint_config(path)
+    classes = {"dpot": DPOTConfig, "fno": FNOConfig}
+    if meta["model_type"] not in classes:
+        raise DpotError(f"{path}: model_type {meta['model_type']!r} cannot be evaluated (known: dpot, fno)")
+    return classes[meta["model_type"]].from_dict(meta["model"])
+
+
+def check_fit(cfg: Any, dataset_dir: str | os.PathLike, split: str = "test") -> None:
+    """Raise a one-line DpotError when a model config cannot take the dataset (dimension, channels, T_in)."""
     from dpot.data.format import open_split
 
     s = open_split(dataset_dir, split)
-    cfg, meta = model.config, s.meta
+    meta = s.meta
     c_in = s.n_channels
     c_out = s.targets_shape[-1] if meta.steady else c_in
     if meta.ndim != cfg.ndim:
@@ -99,8 +112,8 @@ def evaluate_model(
     from dpot.data.windows import TrajectoryDataset
     from dpot.models import rollout as roll
 
-    check_fit(model, dataset_dir, split)
     cfg = model.config
+    check_fit(cfg, dataset_dir, split)
     device = torch.device(device)
     native = tuple(open_split(dataset_dir, split).space_shape)
     grid = _model_grid(model, native)
@@ -241,6 +254,10 @@ def evaluate_checkpoints(
     labels = [lab for lab, _ in specs]
     if len(set(labels)) != len(labels):
         specs = [(f"{lab}#{i + 1}", p) for i, (lab, p) in enumerate(specs)]
+    for _, path in specs:  # refuse a bad pairing before any work
+        cfg = checkpoint_config(path)
+        for d in dirs:
+            check_fit(cfg, d, split)
     dev = pick_device(device)
     results: dict[str, dict[str, dict]] = {}
     snaps: dict[str, dict[str, Snapshot]] = {}

@@ -98,6 +98,12 @@ class FNOBaseline(nn.Module):
         y = self.fno(h).movedim(1, -1).reshape(b, *space, c.out_timesteps, c.out_channels)
         return (y, None) if return_logits else y
 
+    def state_dict(self, *args, **kwargs):
+        """Tensors only: drops the `_metadata` dict neuraloperator adds (safetensors and strict loads need that)."""
+        state = super().state_dict(*args, **kwargs)
+        state.pop("_metadata", None)
+        return state
+
     def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None) -> Path:
         """Write `config.json` and `model.safetensors` (each atomically) into `directory`."""
         from safetensors.torch import save_file
