@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from dpot import __version__
-from dpot.data import BalancedSampler, DatasetMeta, Mixture, SplitWriter, WindowDataset
+from dpot.data import BalancedSampler, DatasetMeta, Mixture, SplitWriter, WindowDataset, collate
 from dpot.io import write_json
 
 RES, CHANNELS, FRAMES, T_IN, T_AR, BATCH = 128, 4, 101, 10, 1, 8
@@ -103,14 +103,15 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def rate(dataset: Dataset, sampler, workers: int, seconds: float, cache_file: Path, cold: bool) -> dict:
+def rate(dataset: Dataset, sampler, workers: int, seconds: float, cache_file: Path, cold: bool,
+         collate_fn=None) -> dict:
     """Windows/s through a DataLoader (a warm-up of 3 batches, then as many batches as fit in `seconds`), and
     CPU-seconds per window over the whole run including workers (robust to other jobs on the machine)."""
     if cold:
         drop_cache(cache_file)
     cpu0 = cpu_seconds()
     loader = DataLoader(dataset, batch_size=BATCH, sampler=sampler, num_workers=workers,
-                        persistent_workers=False, prefetch_factor=4 if workers else None)
+                        persistent_workers=False, prefetch_factor=4 if workers else None, collate_fn=collate_fn)
     it = iter(loader)
     for _ in range(3):
         next(it)
@@ -187,6 +188,11 @@ def main() -> None:
             results["runs"].append(r)
             print(f"{name:>9}  workers={workers}  {r['cache']:<4}  {r['windows_per_s']:8.1f} windows/s  "
                   f"{r['cpu_ms_per_window']:7.2f} CPU-ms/window")
+        r = rate(ours, BalancedSampler(mix, seed=9), 0, args.seconds, h5, False, collate_fn=collate)
+        r.update(loader="dpot+collate", workers=0, cache="warm")
+        results["runs"].append(r)
+        print(f"dpot+collate (numpy) workers=0  warm  {r['windows_per_s']:8.1f} windows/s  "
+              f"{r['cpu_ms_per_window']:7.2f} CPU-ms/window")
         results["ti"] = ti_rate()
         results["machine"]["loadavg_1min_at_end"] = os.getloadavg()[0]
         ti = results["ti"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from dpot.data import BalancedSampler, DatasetMeta, Mixture, WindowDataset, write_split
+from dpot.data import BalancedSampler, DatasetMeta, Mixture, WindowDataset, collate, write_split
 from dpot.errors import DpotError
 
 
@@ -112,3 +112,10 @@ def test_dataloader_workers_match_single_process(dirs, context, workers):
         assert a.keys() == b.keys()
         for key in a:
             assert torch.equal(a[key], b[key])
+
+
+def test_numpy_collate_matches_default(dirs):
+    m = Mixture.from_dirs(dirs, t_in=4, resolution=8)
+    a = next(iter(DataLoader(m, batch_size=5, sampler=BalancedSampler(m, seed=4))))
+    b = next(iter(DataLoader(m, batch_size=5, sampler=BalancedSampler(m, seed=4), collate_fn=collate)))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a)

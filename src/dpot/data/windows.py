@@ -191,3 +191,9 @@ class TrajectoryDataset(_SplitView):
             mask = target_mask = self._mask(self.in_channels)
         return {"history": history, "target": target, "mask": mask, "target_mask": target_mask,
                 "dataset": torch.tensor(self.dataset_id, dtype=torch.int64)}
+
+
+def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack items into a batch with numpy (single-threaded): a drop-in `collate_fn` for the main process, where
+    torch's default collate uses intra-op threads that cost ~8x more CPU on a busy machine."""
+    return {key: torch.from_numpy(np.stack([item[key].numpy() for item in items])) for key in items[0]}
