@@ -149,3 +149,16 @@ def test_presets_meet_their_promises():
     two_d = [d for d in default.datasets if len(FAMILIES[d.family].space) == 2]
     assert len(two_d) >= 6 and all(d.res == 64 and d.n_train >= 100 and d.n_val and d.n_test for d in two_d)
     assert all(d.frames is None or d.frames >= 14 for d in default.datasets)
+
+
+def test_paper_shards_partition_the_jobs(tmp_path):
+    from dpot.solvers.generate import assign_shard, plan, resolve
+
+    paper = PRESETS["paper"]
+    jobs = plan([resolve(d) for d in paper.datasets], tmp_path, paper.part_size)
+    assert all(j.n <= paper.part_size for j in jobs)
+    shards = [assign_shard(jobs, i, 7) for i in range(7)]
+    labels = sorted(j.label for s in shards for j in s)
+    assert labels == sorted(j.label for j in jobs) and len(set(labels)) == len(labels)
+    costs = [sum(j.cost for j in s) for s in shards]
+    assert max(costs) < 1.5 * sum(costs) / 7  # balanced

@@ -73,8 +73,3 @@ def integrate_frames(
         out.append(record(state))
     return torch.stack(out, dim=1)
 
-
-def substeps(dt: float, h_max: float) -> tuple[int, float]:
-    """A fixed step that divides the output interval: (number of steps, step) with step <= h_max."""
-    n = max(1, int(-(-dt // h_max)))
-    return n, dt / n
