@@ -264,7 +264,8 @@ def _evaluate(models: dict[str, nn.Module], dirs: list[Path], plan: DemoPlan, no
                 normalize=normalize.get(label, False),
             )
             results.setdefault(label, {})[d.name] = res
-            snaps.setdefault(label, {})[d.name] = snap
+            if not isinstance(model, LastFrame):  # its snapshots would only repeat the input
+                snaps.setdefault(label, {})[d.name] = snap
     return results, snaps
 
 

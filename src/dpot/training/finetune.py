@@ -430,20 +430,19 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False) -> FitResult:
             f"--data {cfg.data.path} holds {len(dirs)} datasets; fine-tune on one: --data {dirs[0]}"
         )
     ddir = dirs[0]
-    src, src_meta = None, {}
-    if cfg.init and not resume:
-        src_meta = read_checkpoint_config(cfg.init)
-        src = load_model(cfg.init)
-    elif cfg.model == "pretrained" and not resume:
-        raise DpotError("no checkpoint to fine-tune: pass --from CKPT (or model=scratch / model=fno)")
-    default_t = src.config.in_timesteps if src is not None else 10
-    if src is None and cfg.data.t_in is None and cfg.model != "pretrained":
-        default_t = 10
-    task = task_shape(ddir, cfg.data, default_t)
-    if resume:
-        model = load_model(run_dir / "checkpoint")  # the adapted architecture; Trainer loads its weights
+    if resume:  # the adapted architecture; the Trainer loads its weights and state
+        model = load_model(run_dir / "checkpoint")
+        src_meta = read_checkpoint_config(run_dir / "checkpoint")
+        task = task_shape(ddir, cfg.data, model.config.in_timesteps)
         log = ["resumed"]
     else:
+        src, src_meta = None, {}
+        if cfg.init:
+            src_meta = read_checkpoint_config(cfg.init)
+            src = load_model(cfg.init)
+        elif cfg.model == "pretrained":
+            raise DpotError("no checkpoint to fine-tune: pass --from CKPT (or model=scratch / model=fno)")
+        task = task_shape(ddir, cfg.data, src.config.in_timesteps if src is not None else 10)
         torch.manual_seed(cfg.train.seed)
         model, log = adapt_model(src, task, cfg)
     mcfg = model.config
