@@ -129,3 +129,17 @@ def test_stats_recomputed_when_the_split_changes(tmp_path):
     assert load_stats(tmp_path / "s")["fields"].mean == [1.0]
     write_split(tmp_path / "s" / "train.h5", meta, fields=np.full((2, 3, 4, 4, 1), 3.0, np.float32))
     assert load_stats(tmp_path / "s")["fields"].mean == [3.0]
+
+
+def test_stats_streaming_blocks_match(ds, monkeypatch):
+    """Frame-by-frame blocks (large trajectories) give the same stats as whole-trajectory blocks."""
+    from dpot.data import compute_stats, open_split
+    from dpot.data import stats as stats_module
+
+    path, fields = ds
+    whole = compute_stats(open_split(path))["fields"]
+    monkeypatch.setattr(stats_module, "_BLOCK_BYTES", 3 * 6 * 5 * 2 * 4)  # 3 frames per block
+    blocks = compute_stats(open_split(path))["fields"]
+    np.testing.assert_allclose(blocks.mean, whole.mean, rtol=1e-12)
+    np.testing.assert_allclose(blocks.std, whole.std, rtol=1e-12)
+    assert blocks.min == whole.min and blocks.count == whole.count == fields[..., 0].size
