@@ -185,9 +185,11 @@ class DPOT(nn.Module):
             hidden = hidden + (mask @ self.patch_embed.mask_proj).view(b, *([1] * (nd + 1)), e1)
         hidden = F.gelu(hidden)
         # Fold 1x1 conv, pos_embed and temporal aggregation (all linear) into one matmul.
-        w_time = self.time_agg_layer.weights()  # (T, D, D)
-        w_fused = (conv1.weight.flatten(1).t() @ w_time).reshape(t * e1, -1)  # (T*E1, D)
-        const = (self._pos_embed(grid) + conv1.bias) @ w_time.sum(0)  # (N, D)
+        # Scaling the small (E1, D) matrix by the cosine basis avoids a (T, D, D) temporary.
+        basis, w_time = self.time_agg_layer.basis(), self.time_agg_layer.w  # (T, D), (T, D, D)
+        scaled = conv1.weight.flatten(1).t().unsqueeze(0) * basis.unsqueeze(1)  # (T, E1, D)
+        w_fused = torch.bmm(scaled, w_time).reshape(t * e1, -1)  # (T*E1, D)
+        const = (self._pos_embed(grid) + conv1.bias) @ torch.einsum("ti,tij->ij", basis, w_time)  # (N, D)
         z = hidden.reshape(b, -1, t * e1) @ w_fused + const
         return z.reshape(b, *grid, -1)
 

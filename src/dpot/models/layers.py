@@ -202,8 +202,8 @@ class Block(nn.Module):
 class TimeAggregator(nn.Module):
     """Temporal aggregation z_j = sum_t sum_i W[t,i,j] cos(gamma_i tau_t) z_ti (`exp_mlp`; `mlp`: no cos).
 
-    Exposed as `weights()` -> the effective `(T, D, D)` tensor, so the model can fold it into neighbouring
-    linear maps (see `DPOT.embed`).
+    `basis()` exposes the cosine factor so the model can fold the layer into neighbouring linear maps
+    (see `DPOT.embed`).
     """
 
     def __init__(self, dim: int, timesteps: int, kind: str):
@@ -213,12 +213,17 @@ class TimeAggregator(nn.Module):
         if kind == "exp_mlp":
             self.gamma = nn.Parameter(2 ** torch.linspace(-10, 10, dim).unsqueeze(0))
 
-    def weights(self) -> torch.Tensor:
-        """W[t, i, j] * cos(gamma_i * tau_t) with tau = linspace(0, 1, T)."""
+    def basis(self) -> torch.Tensor:
+        """Per-(t, i) factor `(T, D)`: cos(gamma_i * tau_t) with tau = linspace(0, 1, T); ones for `mlp`."""
+        t = self.w.shape[0]
         if self.kind == "mlp":
-            return self.w
-        tau = torch.linspace(0, 1, self.w.shape[0], device=self.w.device, dtype=self.w.dtype).unsqueeze(-1)
-        return self.w * torch.cos(tau @ self.gamma).unsqueeze(-1)
+            return torch.ones(t, self.w.shape[1], device=self.w.device, dtype=self.w.dtype)
+        tau = torch.linspace(0, 1, t, device=self.w.device, dtype=self.w.dtype).unsqueeze(-1)
+        return torch.cos(tau @ self.gamma)
+
+    def weights(self) -> torch.Tensor:
+        """Effective `(T, D, D)` weights W[t, i, j] * basis[t, i]."""
+        return self.w * self.basis().unsqueeze(-1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """`(..., T, D)` -> `(..., D)` as one matmul over (T, D)."""
