@@ -106,9 +106,7 @@ def _family(data_root: Path, holdout: str) -> tuple[Path, list[str], list[str]]:
 
     found = {p.name: p for p in dataset_dirs(data_root)}
     if holdout not in found:
-        raise DpotError(
-            f"demo: holdout={holdout!r} is not a dataset under {data_root} (found: {', '.join(found)})"
-        )
+        raise DpotError(f"demo: holdout={holdout!r} is not a dataset under {data_root} (found: {', '.join(found)})")
     metas = {n: open_split(p, "train").meta for n, p in found.items()}
     pde = metas[holdout].pde
     family = [n for n, m in metas.items() if m.pde == pde]
@@ -136,6 +134,7 @@ def _pretrain(
         f"data.root={data_root}",
         f"data.datasets=[{','.join(pretrain_sets)}]",
         f"train.progress={'true' if plan.progress else 'false'}",
+        "train.eval_every=0",
         *plan.pretrain_overrides,
     ]
     info: dict[str, Any] = {"config": str(path), "datasets": pretrain_sets, "excluded": exclude}
@@ -525,13 +524,9 @@ def conclusions(
     """Plain statements read off the numbers, including where DPOT loses."""
     out = []
     l2 = {lab: per[holdout]["l2re"] for lab, per in ho.items()}
-    ft, sc, fno, rep = (
-        l2.get(k) for k in ("DPOT fine-tuned", "DPOT from scratch", "FNO", "repeat last frame")
-    )
+    ft, sc, fno, rep = (l2.get(k) for k in ("DPOT fine-tuned", "DPOT from scratch", "FNO", "repeat last frame"))
     ranking = sorted(l2, key=l2.get)
-    out.append(
-        "Held-out ranking by L2RE (best first): " + ", ".join(f"{k} {_fmt(l2[k])}" for k in ranking) + "."
-    )
+    out.append("Held-out ranking by L2RE (best first): " + ", ".join(f"{k} {_fmt(l2[k])}" for k in ranking) + ".")
     if ft is not None and sc is not None:
         if ft < sc:
             out.append(
@@ -561,9 +556,7 @@ def conclusions(
             f"({_fmt(steps1[best1])}), {ranking[0]} over the whole rollout."
         )
     if "DPOT pre-trained" in zs and "repeat last frame" in zs:
-        beat = [
-            n for n, m in zs["DPOT pre-trained"].items() if m["l2re"] < zs["repeat last frame"][n]["l2re"]
-        ]
+        beat = [n for n, m in zs["DPOT pre-trained"].items() if m["l2re"] < zs["repeat last frame"][n]["l2re"]]
         lost = [n for n in zs["DPOT pre-trained"] if n not in beat]
         out.append(
             f"Zero-shot, the pre-trained DPOT beats repeating the last frame on {len(beat)} of "
