@@ -80,12 +80,16 @@ def _device(name: str) -> str:
     return name
 
 
+_INTERFACE = {"n", "res", "frames", "seed", "start", "device"}  # simulate's arguments that are not physics
+
+
 def _keyword_parameters(family) -> dict:
-    """The physical parameters `family.simulate` accepts (its keyword-only arguments) with their defaults."""
+    """The physical parameters `family.simulate` accepts, with their defaults."""
     import inspect
 
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     sig = inspect.signature(family.simulate).parameters.values()
-    return {p.name: p.default for p in sig if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    return {p.name: p.default for p in sig if p.kind in kinds and p.name not in _INTERFACE}
 
 
 def _listing() -> str:
