@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) == 0:
         loss = "n/a" if result.loss is None else f"{result.loss:.4g}"
         evals = ", ".join(f"{k} {v:.4f}" for k, v in result.eval.items())
-        print(f"step {result.step}: loss {loss}" + (f"; rollout L2RE {evals}" if evals else "")
+        print(f"step {result.step}: loss {loss}"
+              + (f"; rollout L2RE at step {result.eval_step}: {evals}" if evals else "")
               + f"; checkpoint {result.run_dir / 'checkpoint'}")
     if result.interrupted:
         return 143 if result.interrupted == "SIGTERM" else 130

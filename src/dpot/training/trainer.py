@@ -45,6 +45,7 @@ class FitResult:
     step: int  # optimiser steps completed
     loss: float | None  # mean training loss over the last logging interval
     eval: dict[str, float] = field(default_factory=dict)  # last per-dataset rollout L2RE
+    eval_step: int | None = None  # the step `eval` was measured at
     skipped_steps: list[int] = field(default_factory=list)  # steps dropped for NaN/Inf loss or gradient
     interrupted: str | None = None  # "SIGTERM"/"SIGINT" if a signal stopped the run (after a checkpoint)
 
@@ -422,7 +423,7 @@ class Trainer:
                     if self.skipped and self.skipped[-1] > self.step - cfg.log_every:
                         record["skipped_steps"] = [s for s in self.skipped if s > self.step - cfg.log_every]
                     if do_eval:
-                        result.eval = self.evaluate()
+                        result.eval, result.eval_step = self.evaluate(), self.step
                         record["eval_l2re"] = result.eval
                     result.loss = record["loss"]
                     if main:
