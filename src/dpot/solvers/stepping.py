@@ -33,7 +33,6 @@ def integrate_frames(
     *,
     name: str,
     start: int = 0,
-    check: Callable[[object], torch.Tensor] | None = None,
 ):
     """Advance `state` through `frames - 1` output intervals of length `dt`; return the recorded frames
     stacked on axis 1 as `(B, frames, ...)`.
@@ -44,7 +43,6 @@ def integrate_frames(
     not depend on the other trajectories in the batch.
     """
     out = [record(state)]
-    probe = check or record
     for f in range(1, frames):
         target = f * dt
         # one clock per trajectory, float64 so that thousands of steps still land on the output time
@@ -57,7 +55,7 @@ def integrate_frames(
             h_max = max_step(state).detach().to("cpu", torch.float64)
             h_max = torch.nan_to_num(h_max, nan=0.0, posinf=dt, neginf=0.0).clamp(min=0.0, max=dt)
             if bool((h_max[active] <= 0).any()):
-                check_finite(probe(state), name, start, float(t.max()))
+                check_finite(record(state), name, start, float(t.max()))
                 raise DpotError(f"{name}: the stable time step collapsed to zero at t={float(t.min()):.6g}")
             # take the remainder whole when it is barely above the stable step, to avoid a tiny last step
             h = torch.where(remaining <= h_max * 1.0001, remaining, h_max)
@@ -69,7 +67,7 @@ def integrate_frames(
                 f"{name}: more than {_MAX_STEPS_PER_FRAME} steps for one frame; the time step is "
                 "too small for these settings"
             )
-        check_finite(probe(state), name, start, target)
+        check_finite(record(state), name, start, target)
         out.append(record(state))
     return torch.stack(out, dim=1)
 
