@@ -42,7 +42,7 @@ class DemoPlan:
     pretrain_steps: int | None = None  # null = from the budget
     finetune_steps: int | None = None  # null = from the budget (the same for all three models)
     min_steps: int = 20
-    calibration_steps: int = 4
+    calibration_steps: int = 8  # throw-away steps timed before each training phase (first two ignored)
     n_trajectories: int = 8  # few-shot fine-tuning set
     finetune_batch: int = 8
     finetune_lr: float = 1e-3
@@ -90,11 +90,11 @@ class LastFrame(nn.Module):
 
 
 def _step_seconds(run_dir: Path) -> float:
-    """Median seconds per optimiser step from a calibration run's metrics.jsonl (first step excluded)."""
+    """Median seconds per optimiser step from a calibration run's metrics.jsonl (warm-up steps excluded)."""
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     cfg = json.loads((run_dir / "checkpoint" / "config.json").read_text())["train_config"]["train"]
     per_step = cfg["batch_size"] * cfg["grad_accum"]
-    rates = [r["samples_per_s"] for r in rows if r["step"] > 1 and r.get("samples_per_s")]
+    rates = [r["samples_per_s"] for r in rows if r["step"] > 2 and r.get("samples_per_s")]
     if not rates:
         rates = [r["samples_per_s"] for r in rows if r.get("samples_per_s")]
     return per_step / statistics.median(rates)

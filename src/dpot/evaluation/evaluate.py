@@ -4,6 +4,7 @@ the dataset's native grid, scored with `dpot.evaluation.metrics` per dataset, ch
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,15 +250,25 @@ def evaluate_checkpoints(
     from dpot.data.format import dataset_dirs
     from dpot.models import load_model
 
-    dirs = [d for root in data for d in dataset_dirs(root)]
     specs = [checkpoint_label(c) for c in checkpoints]
     labels = [lab for lab, _ in specs]
     if len(set(labels)) != len(labels):
         specs = [(f"{lab}#{i + 1}", p) for i, (lab, p) in enumerate(specs)]
-    for _, path in specs:  # refuse a bad pairing before any work
-        cfg = checkpoint_config(path)
-        for d in dirs:
-            check_fit(cfg, d, split)
+    cfgs = [checkpoint_config(path) for _, path in specs]
+    dirs: list[Path] = []
+    for root in data:  # a named dataset must fit; datasets found under a root that do not fit are skipped
+        found = dataset_dirs(root)
+        for d in found:
+            try:
+                for cfg in cfgs:
+                    check_fit(cfg, d, split)
+                dirs.append(d)
+            except DpotError as exc:
+                if len(found) == 1:
+                    raise
+                print(f"dpot evaluate: skipped {d.name}: {exc}", file=sys.stderr)
+    if not dirs:
+        raise DpotError(f"no dataset under {', '.join(map(str, data))} fits the checkpoint(s)")
     dev = pick_device(device)
     results: dict[str, dict[str, dict]] = {}
     snaps: dict[str, dict[str, Snapshot]] = {}
