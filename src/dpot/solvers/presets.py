@@ -42,6 +42,12 @@ def _ns(name: str, nu: float, n: tuple[int, int, int], res: int, frames: int, **
     return DatasetSpec(name, "ns2d_vorticity", *n, res=res, frames=frames, params={"nu": nu, **kw})
 
 
+def _cns(name: str, mach: float, eta: float, n: tuple[int, int, int], res: int, frames: int, **kw: Any
+         ) -> DatasetSpec:
+    params = {"mach": mach, "eta": eta, "zeta": eta, **kw}
+    return DatasetSpec(name, "compressible_ns_2d", *n, res=res, frames=frames, params=params)
+
+
 TINY = Preset(
     "tiny",
     "every family on tiny grids, a few trajectories (seconds; used by tests)",
@@ -54,6 +60,9 @@ TINY = Preset(
         DatasetSpec("shallow_water_2d", "shallow_water_2d", 4, 2, 2, res=16, frames=14, params={"dt": 0.05}),
         DatasetSpec("darcy_2d", "darcy_2d", 4, 2, 2, res=16),
         DatasetSpec("ns3d", "ns3d", 4, 2, 2, res=16, frames=14),
+        _cns("cns2d_M1_eta1e-2", 1.0, 0.01, (4, 2, 2), 16, 14, dt=0.02),
+        DatasetSpec("ns2d_buoyancy", "ns2d_buoyancy", 4, 2, 2, res=16, frames=14),
+        DatasetSpec("cavity_2d", "cavity_2d", 4, 2, 2, res=16, frames=14),
     ),
 )
 
@@ -78,6 +87,8 @@ DEFAULT = Preset(
             "shallow_water_2d", "shallow_water_2d", 100, 16, 16, res=64, frames=26, params={"dt": 0.04}
         ),
         DatasetSpec("darcy_2d", "darcy_2d", 100, 16, 16, res=64),
+        DatasetSpec("ns2d_buoyancy", "ns2d_buoyancy", 100, 16, 16, res=64, frames=32),
+        DatasetSpec("cavity_2d", "cavity_2d", 100, 16, 16, res=64, frames=21),
     ),
 )
 
@@ -92,6 +103,12 @@ PAPER = Preset(
         DatasetSpec("shallow_water_2d", "shallow_water_2d", 900, 40, 60, res=128, frames=101),
         DatasetSpec("darcy_2d", "darcy_2d", 1000, 100, 100, res=128),
         DatasetSpec("ns3d", "ns3d", 540, 30, 60, res=32, frames=21),
+        _cns("cns2d_M0.1_eta1e-1", 0.1, 0.1, (9000, 100, 200), 128, 21),
+        _cns("cns2d_M0.1_eta1e-2", 0.1, 0.01, (9000, 100, 200), 128, 21),
+        _cns("cns2d_M1_eta1e-1", 1.0, 0.1, (9000, 100, 200), 128, 21),
+        _cns("cns2d_M1_eta1e-2", 1.0, 0.01, (9000, 100, 200), 128, 21),
+        DatasetSpec("ns2d_buoyancy", "ns2d_buoyancy", 6656, 100, 200, res=128, frames=56),
+        DatasetSpec("cavity_2d", "cavity_2d", 1000, 100, 200, res=64, frames=21),
     ),
     part_size=500,
 )

@@ -14,6 +14,9 @@ _MODULES: tuple[str, ...] = (
     "shallow_water",
     "darcy",
     "ns3d",
+    "compressible_ns",
+    "buoyancy",
+    "cavity",
 )
 
 
