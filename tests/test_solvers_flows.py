@@ -41,8 +41,17 @@ def test_cns_trajectories_do_not_depend_on_batching():
     np.testing.assert_allclose(a[1:], b, rtol=1e-5, atol=1e-6)
 
 
-def _density_wave(n: int) -> torch.Tensor:
-    x = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small grids run fastest (and steadiest on a busy machine) on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _density_wave(n: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    x = (torch.arange(n, dtype=dtype) + 0.5) / n
     xx, yy = torch.meshgrid(x, x, indexing="ij")
     one = torch.ones_like(xx)
     return torch.stack((1 + 0.2 * torch.sin(2 * math.pi * (xx + yy)), one, one, one))[None]
@@ -50,13 +59,14 @@ def _density_wave(n: int) -> torch.Tensor:
 
 def test_cns_second_order_on_advected_density_wave():
     errors = []
-    for n in (16, 32):
-        q, _ = cns.integrate(_density_wave(n), 2, 0.25, eta=0.0, zeta=0.0)
-        rho = q[0, -1, 0]
-        exact = 2 - _density_wave(n)[0, 0]  # moving by (0.25, 0.25) shifts the phase of sin(2π(x+y)) by π
+    for n in (32, 64):
+        q, _ = cns.integrate(_density_wave(n, torch.float32), 2, 0.125, eta=0.0, zeta=0.0)
+        rho = q[0, -1, 0].double()
+        x = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+        exact = 1 - 0.2 * torch.cos(2 * math.pi * (x[:, None] + x[None, :]))  # moved by (1/8, 1/8): phase -π/2
         errors.append(float((rho - exact).abs().mean()))
     order = math.log2(errors[0] / errors[1])
-    assert errors[1] < 5e-3 and order > 1.5, (errors, order)
+    assert errors[1] < 1e-3 and order > 1.7, (errors, order)  # measured 1.86 (MC limiter clips extrema)
 
 
 def test_cns_viscous_shear_wave_decays_exactly():

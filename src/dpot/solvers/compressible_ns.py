@@ -21,6 +21,7 @@ CFL = 0.3
 T_FRAME = 0.05  # PDEBench: t in [0, 1], 21 frames
 _MAX_RETRIES = 3  # a failed interval is redone with half the CFL number this many times before giving up
 _MODES = [(i, j) for i in range(-4, 5) for j in range(-4, 5) if (i, j) != (0, 0)]
+_CPU_CHUNK = 8  # trajectories integrated together on a CPU: small batches stay in cache (1.5x faster than 32)
 _MIN_FACTOR = 0.05  # density/pressure perturbation factor floor (PDEBench's draw can reach <= 0)
 
 
@@ -233,12 +234,16 @@ def simulate(n: int, res: int = 64, frames: int = 21, seed: int = 0, start: int 
     if mach <= 0 or eta < 0 or zeta < 0 or dt <= 0:
         raise DpotError(f"compressible_ns_2d: need mach > 0, dt > 0 and eta, zeta >= 0 (got mach={mach}, "
                         f"eta={eta}, zeta={zeta}, dt={dt})")
-    w0 = random_initial_state(n, res, seed, start, mach).to(device=device, dtype=torch.float32)
-    q, _ = integrate(w0, frames, dt, eta, zeta, first_index=start)
-    w = _prim(q.flatten(0, 1), GAMMA).unflatten(0, q.shape[:2])
-    fields = w[:, :, [1, 2, 0, 3]].permute(0, 1, 3, 4, 2).cpu().numpy().astype(np.float32, copy=False)
+    chunk = n if torch.device(device).type != "cpu" else _CPU_CHUNK
+    fields = np.empty((n, frames, res, res, 4), dtype=np.float32)
+    for i in range(0, n, chunk):
+        m = min(chunk, n - i)
+        w0 = random_initial_state(m, res, seed, start + i, mach).to(device=device, dtype=torch.float32)
+        q, _ = integrate(w0, frames, dt, eta, zeta, first_index=start + i)
+        w = _prim(q.flatten(0, 1), GAMMA).unflatten(0, q.shape[:2])
+        fields[i:i + m] = w[:, :, [1, 2, 0, 3]].permute(0, 1, 3, 4, 2).cpu().numpy()
     params = np.tile(np.array([[mach, eta, zeta]], dtype=np.float64), (n, 1))
-    return SimResult(fields=np.ascontiguousarray(fields), params=params)
+    return SimResult(fields=fields, params=params)
 
 
 FAMILY = Family(
