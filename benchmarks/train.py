@@ -2,7 +2,8 @@
 
 Each case runs in a fresh process (so peak RSS is its own), through the real `Trainer` step: once with batches
 from the data loader (the real pipeline) and once re-using one batch already in memory (compute only). The
-gap between the two is the loader's cost.
+gap between the two is the loader's cost. Besides wall-clock samples/s it records the process CPU time per
+step and the load average, because on a shared machine the wall clock mostly measures the other tenants.
 
     python benchmarks/train.py --data DIR            # DIR = `dpot generate default --out DIR`
     -> benchmarks/results/train_cpu.json (or train_gpu.json on a GPU machine)
@@ -76,16 +77,17 @@ def run_case(name: str, data: str, steps: int, warmup: int, batch: int, loader: 
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
         trainer._train_step(batches)
     if cuda:
         torch.cuda.synchronize()
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     out = {"preset": name, "loader": loader, "batch_size": batch, "steps": steps,
            "grid": list(mixture.datasets[0].space_shape), "channels": mixture.n_channels,
            "t_in": cfg.data.t_in, "params": sum(p.numel() for p in model.parameters()),
            "samples_per_s": steps * batch * cfg.train.grad_accum / dt, "s_per_step": dt / steps,
+           "cpu_s_per_step": cpu / steps, "load_avg_1min": os.getloadavg()[0],
            "precision": "bf16" if trainer.autocast else "fp32",
            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if cuda:

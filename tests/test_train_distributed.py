@@ -32,7 +32,9 @@ def test_ddp_two_ranks_shard_the_sampler_and_resume(tmp_path):
     assert not torch.equal(state["rng"][0]["noise"], state["rng"][1]["noise"])  # independent noise per rank
     before = weights(run)
     proc = torchrun("--resume", str(run), "train.max_steps=5")
-    assert proc.stdout.count("step 5:") == 1  # only rank 0 reports
+    assert [line for line in proc.stdout.splitlines() if line.startswith("step ")] == \
+        [line for line in proc.stdout.splitlines() if line.startswith("step 5: loss")]  # one report
+    assert proc.stdout.count("step 5: loss") == 1  # only rank 0 reports
     assert [r["step"] for r in metrics(run)] == [1, 2, 3, 4, 5]
     after = weights(run)
     assert any(not torch.equal(before[k], after[k]) for k in before)

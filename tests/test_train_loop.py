@@ -48,7 +48,7 @@ def make_corpus(root: Path, res: int = 16, frames: int = 12, n_train: int = 8, n
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "pretrain" / "tiny.yaml")
-QUICK = ["train.eval_trajectories=1", "train.eval_steps=2", "train.log_every=1"]
+QUICK = ["train.eval_trajectories=1", "train.eval_steps=2", "train.log_every=1", "train.batch_size=4"]
 
 
 def pretrain(*args) -> int:
@@ -74,10 +74,10 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def straight(corpus, tmp_path_factory):
-    """A run taken straight to step 16 (checkpoints every 4): the reference for the resume tests."""
+    """A run taken straight to step 10 (checkpoints every 3): the reference for the resume tests."""
     run = tmp_path_factory.mktemp("straight") / "run"
-    assert pretrain("--config", TINY, "--out", run, f"data.root={corpus}", "train.max_steps=16",
-                    "train.checkpoint_every=4", *QUICK) == 0
+    assert pretrain("--config", TINY, "--out", run, f"data.root={corpus}", "train.max_steps=10",
+                    "train.checkpoint_every=3", *QUICK) == 0
     return run
 
 
@@ -102,7 +102,7 @@ def test_loss_falls_and_checkpoint_is_complete(corpus, tmp_path):
     assert [d["name"] for d in info["data"]] == ["advect", "heat"] and info["normalization"] is None
     assert info["train_config"]["train"]["max_steps"] == 40
     state = torch.load(ckpt / "training_state.pt", weights_only=True)
-    assert state["step"] == 40 and state["sampler"][0]["position"] == 40 * 8
+    assert state["step"] == 40 and state["sampler"][0]["position"] == 40 * 4
     model = load_model(ckpt)
     assert model.config.in_channels == 2 and model.config.n_cls == 2
     assert (run / "config.yaml").is_file() and any((run / "tb").iterdir())
@@ -110,9 +110,9 @@ def test_loss_falls_and_checkpoint_is_complete(corpus, tmp_path):
 
 def test_stop_and_resume_equals_straight_run(corpus, straight, tmp_path):
     run = tmp_path / "run"
-    assert pretrain("--config", TINY, "--out", run, f"data.root={corpus}", "train.max_steps=6",
-                    "train.checkpoint_every=4", *QUICK) == 0
-    assert pretrain("--resume", run, "train.max_steps=16") == 0
+    assert pretrain("--config", TINY, "--out", run, f"data.root={corpus}", "train.max_steps=5",
+                    "train.checkpoint_every=3", *QUICK) == 0
+    assert pretrain("--resume", run, "train.max_steps=10") == 0
     ref, got = weights(straight), weights(run)
     assert all(torch.equal(ref[k], got[k]) for k in ref)
     a = torch.load(straight / "checkpoint" / "training_state.pt", weights_only=True)
@@ -126,7 +126,7 @@ def _launch(corpus, run, *extra):
     import sys
 
     return subprocess.Popen([sys.executable, "-m", "dpot", "pretrain", "--config", TINY, "--out", str(run),
-                             f"data.root={corpus}", "train.checkpoint_every=4", *QUICK, *extra],
+                             f"data.root={corpus}", "train.checkpoint_every=3", *QUICK, *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -148,9 +148,9 @@ def test_sigkill_and_sigterm_then_resume_equal_straight_run(corpus, straight, tm
     import signal
 
     killed, termed = tmp_path / "killed", tmp_path / "termed"
-    pk = _launch(corpus, killed, "train.max_steps=16")
-    pt = _launch(corpus, termed, "train.max_steps=16")
-    _wait_for_step(pk, killed, 6)  # checkpoint at 4 exists, steps 5-6 are lost with the kill
+    pk = _launch(corpus, killed, "train.max_steps=10")
+    pt = _launch(corpus, termed, "train.max_steps=10")
+    _wait_for_step(pk, killed, 5)  # checkpoint at 3 exists, steps 4-5 are lost with the kill
     pk.send_signal(signal.SIGKILL)
     _wait_for_step(pt, termed, 2)
     pt.send_signal(signal.SIGTERM)
@@ -158,12 +158,12 @@ def test_sigkill_and_sigterm_then_resume_equal_straight_run(corpus, straight, tm
     _, err = pt.communicate()
     assert pt.returncode == 143 and "checkpoint saved" in err
     stopped = torch.load(termed / "checkpoint" / "training_state.pt", weights_only=True)["step"]
-    assert metrics(termed)[-1]["step"] == stopped < 16
+    assert metrics(termed)[-1]["step"] == stopped < 10
     for run in (killed, termed):
         assert pretrain("--resume", run) == 0
         ref, got = weights(straight), weights(run)
         assert all(torch.equal(ref[k], got[k]) for k in ref)
-        assert [r["step"] for r in metrics(run)] == list(range(1, 17))
+        assert [r["step"] for r in metrics(run)] == list(range(1, 11))
         assert [r["loss"] for r in metrics(run)] == [r["loss"] for r in metrics(straight)]
 
 
@@ -179,8 +179,7 @@ def test_options_run_and_grad_accumulation_is_exact(corpus, tmp_path):
     for i, (batch, accum) in enumerate(((8, 1), (4, 2))):
         runs.append(tmp_path / f"acc{i}")
         assert pretrain("--config", TINY, "--out", runs[-1], f"data.root={corpus}", "train.max_steps=2",
-                        f"train.batch_size={batch}", f"train.grad_accum={accum}", "train.noise=0",
-                        *QUICK) == 0
+                        *QUICK, f"train.batch_size={batch}", f"train.grad_accum={accum}", "train.noise=0") == 0
     a, b = weights(runs[0]), weights(runs[1])
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
 

@@ -22,6 +22,7 @@ class DistEnv:
     world_size: int
     local_rank: int
     device: torch.device
+    owns_group: bool = False  # this call created the process group (so its caller should destroy it)
 
     @property
     def is_main(self) -> bool:
@@ -43,9 +44,10 @@ def setup(device: str = "auto") -> DistEnv:
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local % max(torch.cuda.device_count(), 1))
         torch.cuda.set_device(dev)
-    if world > 1 and not dist.is_initialized():
+    owns = world > 1 and not dist.is_initialized()
+    if owns:
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-    return DistEnv(rank, world, local, dev)
+    return DistEnv(rank, world, local, dev, owns)
 
 
 def teardown() -> None:

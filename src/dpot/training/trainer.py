@@ -449,6 +449,8 @@ class Trainer:
             if main:
                 self.metrics_file.close()
                 self.tb.close()
+            if self.env.owns_group:  # every rank passed the barrier at the end of the last save
+                D.teardown()
         result.step = self.step
         result.skipped_steps = list(self.skipped)
         return result
