@@ -13,6 +13,7 @@ on a shared machine slows every row. Results: a table on stdout and
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -139,14 +140,22 @@ def main() -> None:
             rows.append(row)
             rate = row["seconds_per_trajectory"]
             print(f"{name:24s} {res:4d}^{space}  {row['frames']:4d} frames  {rate:8.3f} s/traj", flush=True)
-    result = {"machine": machine(args.device), "torch_threads": torch.get_num_threads(), "families": rows}
+    info = machine(args.device)
+    for row in rows:
+        row["loadavg_1min"] = info["loadavg_1min_at_start"]
+    kind = "cpu" if args.device == "cpu" else "gpu"
+    path = RESULTS / f"solvers_{kind}.json"
+    # rows of families not measured in this run are kept, so slow families can be timed separately
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    fresh = {(r["family"], r["res"]) for r in rows}
+    kept = [r for r in old.get("families", []) if (r["family"], r["res"]) not in fresh]
+    result = {**old, "machine": info, "torch_threads": torch.get_num_threads(), "families": kept + rows}
     if not args.skip_generate:
         result["generate_default"] = time_generate_default(args.workers)
         print(f"dpot generate default: {result['generate_default']['seconds']} s wall")
     result["machine"]["loadavg_1min_at_end"] = os.getloadavg()[0]
-    kind = "cpu" if args.device == "cpu" else "gpu"
-    write_json(RESULTS / f"solvers_{kind}.json", result)
-    print(f"wrote {RESULTS / f'solvers_{kind}.json'}")
+    write_json(path, result)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

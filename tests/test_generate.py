@@ -147,7 +147,8 @@ def test_presets_meet_their_promises():
     assert {FAMILIES[d.family].name for d in tiny.datasets} == set(FAMILIES)
     default = PRESETS["default"]
     two_d = [d for d in default.datasets if len(FAMILIES[d.family].space) == 2]
-    assert len(two_d) >= 6 and all(d.res == 64 and d.n_train >= 100 and d.n_val and d.n_test for d in two_d)
+    assert len(two_d) >= 8 and all(d.res == 64 and d.n_train >= 100 and d.n_val and d.n_test for d in two_d)
+    assert len({d.family for d in two_d}) >= 5
     assert all(d.frames is None or d.frames >= 14 for d in default.datasets)
 
 
