@@ -199,6 +199,11 @@ def bench_preset(name: str, args, device: torch.device) -> dict:
             a, b = ours(x).float(), ref(x)[0]
             result["output_diff_fp32"] = {"max_abs": (a - b).abs().max().item(),
                                           "rel_l2": ((a - b).norm() / b.norm()).item()}
+            if args.bf16 or compiled:  # the mode actually timed, against the fp32 reference
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+                    c = call(x).float()
+                result["output_diff_timed_mode"] = {"max_abs": (c - b).abs().max().item(),
+                                                    "rel_l2": ((c - b).norm() / b.norm()).item()}
     for r in runners:  # warm-up (allocator, lazy inits)
         r.forward_time(x)
         r.train_time(x, y)
