@@ -151,12 +151,17 @@ def test_demo_miniature(tiny, tmp_path):
     from dpot.demo import run_demo
 
     report = run_demo(tmp_path / "demo", data=tiny, overrides=[
-        "pretrain_config=configs/pretrain/tiny.yaml", "pretrain_steps=2", "finetune_steps=2", "n_trajectories=2",
-        "eval_trajectories=1", "rollout=2", "progress=false", "fno_modes=4", "fno_width=8", "fno_layers=2"])
+        "holdout=ns2d_nu1e-5", "pretrain_config=configs/pretrain/tiny.yaml", "pretrain_steps=2", "finetune_steps=2",
+        "n_trajectories=2", "eval_trajectories=1", "rollout=2", "progress=false", "fno_modes=4", "fno_width=8",
+        "fno_layers=2"])
     text = report.read_text()
     summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
-    assert summary["holdout"] == "shallow_water_2d" and summary["finetune"]["steps"] == 2
-    assert set(summary["holdout_results"]) == {"DPOT fine-tuned", "DPOT from scratch", "FNO", "repeat last frame"}
+    assert summary["holdout"] == "ns2d_nu1e-5" and summary["finetune"]["steps"] == 2
+    assert summary["family"] == ["ns2d_nu1e-3", "ns2d_nu1e-5"]  # the whole family is held out of pre-training
+    assert "shallow_water_2d" in summary["pretrain"]["datasets"]
+    assert not {"ns2d_nu1e-3", "ns2d_nu1e-5", "ns3d", "darcy_2d"} & set(summary["pretrain"]["datasets"])
+    assert set(summary["holdout_results"]) == {"DPOT fine-tuned", "DPOT from scratch", "FNO", "DPOT zero-shot",
+                                               "repeat last frame"}
     assert "## What this shows" in text and "FNO" in text
-    for link in ("eval_holdout/error_shallow_water_2d.png", "eval_zero_shot/report.md"):
+    for link in ("eval_holdout/error_ns2d_nu1e-5.png", "eval_zero_shot/report.md"):
         assert link in text and (tmp_path / "demo" / link).is_file()
