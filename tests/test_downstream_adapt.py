@@ -24,7 +24,7 @@ def small(**kw) -> DPOT:
 
 def test_widen_keeps_pretrained_channels_and_reinit_replaces_heads():
     src = small()
-    task = TaskShape(ndim=2, grid=(16, 16), channels=3, t_in=4, steady=False)
+    task = TaskShape(name="t", ndim=2, grid=(16, 16), channels=3, t_in=4, steady=False)
     with pytest.raises(DpotError, match="finetune.channels=widen"):
         adapt_model(src, task, FinetuneConfig())
     cfg = FinetuneConfig(finetune=AdaptConfig(channels="widen"))
@@ -42,7 +42,7 @@ def test_widen_keeps_pretrained_channels_and_reinit_replaces_heads():
 
 def test_resolution_and_time_adaptation():
     src = small()
-    task = TaskShape(ndim=2, grid=(32, 32), channels=2, t_in=1, steady=True)
+    task = TaskShape(name="t", ndim=2, grid=(32, 32), channels=2, t_in=1, steady=True)
     model, log = adapt_model(src, task, FinetuneConfig())
     assert model.pos_embed.shape[2:] == (8, 8) and model.config.in_timesteps == 1
     assert torch.allclose(model.time_agg_layer.w[0], src.time_agg_layer.w.sum(0))

@@ -135,6 +135,7 @@ def _matches(name: str, prefixes: list[str]) -> bool:
 class TaskShape:
     """What the task needs from a network: dimension, grid, channels, T_in and whether it is steady-state."""
 
+    name: str
     ndim: int
     grid: tuple[int, ...]
     channels: int  # the dataset's own (max of inputs/targets for steady-state data)
@@ -250,7 +251,7 @@ def task_shape(dataset_dir: Path, data: FinetuneDataConfig, default_t_in: int) -
     grid = tuple(target_shape(res, tuple(split.space_shape)))
     chans = max(split.n_channels, split.targets_shape[-1]) if meta.steady else split.n_channels
     t_in = 1 if meta.steady else int(data.t_in or default_t_in)
-    return TaskShape(meta.ndim, grid, chans, t_in, meta.steady)
+    return TaskShape(meta.name, meta.ndim, grid, chans, t_in, meta.steady)
 
 
 def adapt_model(src: nn.Module | None, task: TaskShape, cfg: FinetuneConfig) -> tuple[nn.Module, list[str]]:
@@ -304,7 +305,7 @@ def adapt_model(src: nn.Module | None, task: TaskShape, cfg: FinetuneConfig) -> 
         return model, ["FNO of the checkpoint's size, random init"]
     if task.channels > scfg.in_channels and mode == "auto":
         raise DpotError(
-            f"dataset has {task.channels} channels but the checkpoint takes {scfg.in_channels}; "
+            f"dataset {task.name!r} has {task.channels} channels but the checkpoint takes {scfg.in_channels}; "
             "set finetune.channels=widen (keep the pre-trained channels, add new ones) or "
             "finetune.channels=reinit (new embedding and head)"
         )
@@ -312,11 +313,6 @@ def adapt_model(src: nn.Module | None, task: TaskShape, cfg: FinetuneConfig) -> 
         chans = task.channels
     else:
         chans = max(task.channels, scfg.in_channels)
-    if scfg.out_channels != scfg.in_channels and mode == "auto" and task.channels > scfg.out_channels:
-        raise DpotError(
-            f"dataset needs {task.channels} output channels but the checkpoint gives "
-            f"{scfg.out_channels}; set finetune.channels=widen or finetune.channels=reinit"
-        )
     try:
         dcfg = scfg.replace(
             ndim=task.ndim,
@@ -326,7 +322,8 @@ def adapt_model(src: nn.Module | None, task: TaskShape, cfg: FinetuneConfig) -> 
             in_timesteps=task.t_in,
         )
     except ValueError as exc:
-        raise DpotError(f"cannot adapt the checkpoint to the task: {exc}") from None
+        raise DpotError(f"cannot adapt the checkpoint to dataset {task.name!r}: {exc} (data.resolution=[...] "
+                        "resamples the data)") from None
     model = DPOT(dcfg)
     if cfg.model == "scratch":
         return model, ["DPOT of the checkpoint's architecture, random init (from scratch)"]
