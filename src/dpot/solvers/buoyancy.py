@@ -127,6 +127,6 @@ FAMILY = Family(
     simulate=simulate,
     param_names=["buoyancy"],
     defaults={"res": 64, "frames": 56, "buoyancy": [0.2, 0.5]},
-    description="PDEArena smoke + buoyancy (closed box, nu=0.01): MAC grid, semi-Lagrangian velocity, "
-                "conservative smoke, exact projection",
+    description="PDEArena smoke + buoyancy (closed box, nu=0.01): MAC grid, semi-Lagrangian advection "
+                "(smoke mass fixed), exact projection",
 )

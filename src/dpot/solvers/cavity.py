@@ -120,7 +120,7 @@ FAMILY = Family(
     dt=T_FRAME,
     simulate=simulate,
     param_names=["lid", "nu"],
-    defaults={"res": 64, "frames": 21, "lid": [0.5, 2.0], "nu": [2e-3, 2e-2]},
+    defaults={"res": 64, "frames": 21, "lid": [0.5, 2.0], "nu": [2e-3, 2e-2], "dt": T_FRAME},
     description="CFDBench-like lid-driven cavity from rest (one-cell wall frame, mask channel): MAC grid, "
                 "semi-Lagrangian advection, implicit diffusion, exact projection",
 )

@@ -256,6 +256,6 @@ FAMILY = Family(
     dt=T_FRAME,
     simulate=simulate,
     param_names=["mach", "eta", "zeta"],
-    defaults={"res": 64, "frames": 21, "mach": 0.1, "eta": 0.1, "zeta": 0.1},
+    defaults={"res": 64, "frames": 21, "mach": 0.1, "eta": 0.1, "zeta": 0.1, "dt": T_FRAME},
     description="PDEBench 2D CFD (Rand, periodic), gamma=5/3: MUSCL-HLLC + SSP-RK2, exact Fourier viscous step",
 )
