@@ -52,6 +52,10 @@ def test_mismatched_weights_rejected(tmp_path):
     (tmp_path / "ck" / "config.json").write_text(json.dumps(meta))
     with pytest.raises(DpotError, match="do not match config.json"):
         dpot.DPOT.from_pretrained(tmp_path / "ck")
+    meta["model"].update(depth=1, n_cls=5)
+    (tmp_path / "ck" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(DpotError, match="size mismatch for cls_head"):
+        dpot.DPOT.from_pretrained(tmp_path / "ck")
 
 
 def test_rollout_slides_window_and_bundles():

@@ -92,14 +92,20 @@ def load_pretrained(cls, directory: str | os.PathLike, map_location: str | torch
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise DpotError(f"{directory}: {WEIGHTS_FILE} missing")
-    model = cls(DPOTConfig.from_dict(meta["model"]))
+    config = DPOTConfig.from_dict(meta["model"])
+    with torch.device("meta"):  # no random init and no second copy of the weights (matters for L and H)
+        model = cls(config)
     state = load_file(str(weights), device=str(map_location))
-    result = model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=False, assign=True)
+    except RuntimeError as exc:  # shape mismatch
+        raise DpotError(f"{weights}: weights do not match config.json ({str(exc).splitlines()[-1].strip()})") from None
     if result.missing_keys or result.unexpected_keys:
         raise DpotError(
             f"{weights}: weights do not match config.json (missing {result.missing_keys[:3]}, "
             f"unexpected {result.unexpected_keys[:3]})"
         )
+    model.reset_buffers()
     return model.to(map_location)
 
 

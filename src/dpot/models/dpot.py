@@ -76,8 +76,14 @@ class DPOT(nn.Module):
             nn.GELU(),
             ConvWeight(o, cfg.out_channels * cfg.out_timesteps, 1, nd),
         )
+        self.reset_buffers()
+
+    def reset_buffers(self) -> None:
+        """(Re)build the non-persistent buffers, e.g. after loading weights into a model built on `meta`."""
+        device = self.pos_embed.device if not self.pos_embed.is_meta else None
         # Cached coordinate channels of the native grid, already cut into patches: (*latent, T, P^d*(nd+1)).
-        self.register_buffer("coord_patches", self._coord_patches(cfg.img_size), persistent=False)
+        coords = self._coord_patches(self.config.img_size)
+        self.register_buffer("coord_patches", coords.to(device) if device else coords, persistent=False)
 
     # -- presets and checkpoints
     @classmethod
