@@ -26,9 +26,9 @@ _MIN_FACTOR = 0.05  # density/pressure perturbation factor floor (PDEBench's dra
 
 
 def _mc(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Monotonised-central limited slope from the backward (a) and forward (b) differences."""
-    s = torch.minimum(torch.minimum(2 * a.abs(), 2 * b.abs()), 0.5 * (a + b).abs())
-    return torch.where(a * b > 0, torch.sign(a) * s, torch.zeros_like(s))
+    """Monotonised-central limited slope from the backward (a) and forward (b) differences (0 at extrema)."""
+    s = torch.minimum(torch.minimum(a.abs(), b.abs()), 0.25 * (a + b).abs())
+    return (torch.sign(a) + torch.sign(b)) * s
 
 
 def _cons(w: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -63,20 +63,24 @@ def _hllc(wl: torch.Tensor, wr: torch.Tensor, gamma: float) -> torch.Tensor:
     sk = torch.where(left, sl, sr)
     e = p / (gamma - 1) + 0.5 * r * (u * u + v * v)
     mu = r * u
-    f = torch.stack((mu, mu * u + p, mu * v, u * (e + p)), 1)
-    q = torch.stack((r, mu, r * v, e), 1)
     pstar = pl + ml * (ss - ul)
-    d = torch.stack((torch.zeros_like(ss), torch.ones_like(ss), torch.zeros_like(ss), ss), 1)
-    fstar = (ss.unsqueeze(1) * (sk.unsqueeze(1) * q - f) + (sk * pstar).unsqueeze(1) * d) / (sk - ss).unsqueeze(1)
     supersonic = ((sl >= 0) & left) | ((sr <= 0) & ~left)
-    return torch.where(supersonic.unsqueeze(1), f, fstar)
+    a = ss / (sk - ss)  # F*_K = (S* (S_K U_K - F_K) + S_K p* D*) / (S_K - S*), D* = (0, 1, 0, S*)
+    b = sk * pstar / (sk - ss)
+    fluxes = []
+    for qk, fk, dk in ((r, mu, None), (mu, mu * u + p, b), (r * v, mu * v, None), (e, u * (e + p), b * ss)):
+        star = a * (sk * qk - fk)
+        fluxes.append(torch.where(supersonic, fk, star if dk is None else star + dk))
+    return torch.stack(fluxes, 1)
 
 
 def _face_flux(w: torch.Tensor, gamma: float) -> torch.Tensor:
-    """MUSCL-HLLC flux through face i+1/2 along the last axis (periodic), normal velocity in channel 1."""
-    d = w.roll(-1, -1) - w
-    s = _mc(d.roll(1, -1), d)
-    return _hllc(w + 0.5 * s, (w - 0.5 * s).roll(-1, -1), gamma)
+    """MUSCL-HLLC fluxes through the N+1 faces -1/2 .. N-1/2 along the last axis (periodic, two ghost cells
+    each side), normal velocity in channel 1."""
+    wp = torch.cat((w[..., -2:], w, w[..., :2]), -1)
+    d = wp[..., 1:] - wp[..., :-1]
+    s = _mc(d[..., :-1], d[..., 1:])  # slopes of cells -1 .. N
+    return _hllc(wp[..., 1:-2] + 0.5 * s[..., :-1], wp[..., 2:-1] - 0.5 * s[..., 1:], gamma)
 
 
 def _rhs(q: torch.Tensor, dx: float, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,7 +92,7 @@ def _rhs(q: torch.Tensor, dx: float, gamma: float) -> tuple[torch.Tensor, torch.
     f = _face_flux(torch.cat((wx, wy), 0), gamma)
     fx = f[:b].transpose(-1, -2)
     fy = f[b:][:, [0, 2, 1, 3]]
-    div = (fx - fx.roll(1, -2) + fy - fy.roll(1, -1)) / dx
+    div = (fx[..., 1:, :] - fx[..., :-1, :] + fy[..., 1:] - fy[..., :-1]) / dx
     return -div, w
 
 
