@@ -293,7 +293,8 @@ def run_demo(
 
     # 1. the corpus
     t0 = time.perf_counter()
-    if not (data_root / "manifest.json").is_file():
+    generated = not (data_root / "manifest.json").is_file()
+    if generated:
         _say(f"generating the {plan.preset!r} corpus into {data_root} (dpot generate {plan.preset})")
         from dpot.cli import main
 
@@ -376,6 +377,7 @@ def run_demo(
     params["DPOT pre-trained"] = _count(pretrained)
     summary = {
         "plan": _plain(plan),
+        "generated": generated,
         "data": str(data_root),
         "holdout": holdout_dir.name,
         "family": family,
@@ -443,11 +445,12 @@ def demo_markdown(
     from dpot.evaluation.report import table
 
     pre, ft, t = s["pretrain"], s["finetune"], s["timings_s"]
+    gen_note = "" if s["generated"] else ", corpus already present"
     lines = [
         "# dpot demo report",
         "",
         f"Machine: {s['machine']}. Total wall time: {t['total']:.0f} s "
-        f"(generation {t['generate']:.0f} s, pre-training {t['pretrain']:.0f} s, fine-tuning runs "
+        f"(generation {t['generate']:.0f} s{gen_note}, pre-training {t['pretrain']:.0f} s, fine-tuning runs "
         f"{t['finetune_all']:.0f} s, evaluations {t['zero_shot_eval'] + t['holdout_eval']:.0f} s).",
         "",
         "## Setup",
@@ -495,13 +498,14 @@ def demo_markdown(
                 _fmt(m["vrmse"]),
                 _fmt(m["l2re_per_step"][0]),
                 _fmt(m["l2re_per_step"][-1]),
+                f"{m['frames_per_s']:.0f}",
             ]
         )
     lines += [
         f"## Held-out family: `{holdout}` ({ho[next(iter(ho))][holdout]['steps']}-step rollout, "
         f"{ho[next(iter(ho))][holdout]['n_trajectories']} test trajectories)",
         "",
-        table(["model", "L2RE", "nRMSE", "VRMSE", "L2RE step 1", "L2RE last step"], rows),
+        table(["model", "L2RE", "nRMSE", "VRMSE", "L2RE step 1", "L2RE last step", "rollout frames/s"], rows),
         "",
         f"![error vs step](eval_holdout/error_{safe_name(holdout)}.png)",
         "",
