@@ -1,0 +1,130 @@
+"""Smoke tests of the benchmark suite and the claims study: argument parsing, table building on synthetic JSON,
+one tiny emulator row and one tiny scaling step. Nothing here is timed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench_run = _load("bench_run", ROOT / "benchmarks" / "run.py")
+emulator = _load("bench_emulator", ROOT / "benchmarks" / "emulator.py")
+scaling = _load("bench_scaling", ROOT / "benchmarks" / "scaling.py")
+gpu = _load("bench_gpu", ROOT / "benchmarks" / "gpu.py")
+claims = _load("study_claims", ROOT / "studies" / "claims.py")
+
+MACHINE = {"cpu": "Test CPU", "cores": 2, "torch_threads": 1, "loadavg_1min_at_start": 3.0}
+
+
+def _emulator_json() -> dict:
+    row = {"family": "ns2d_vorticity", "ndim": 2, "steady": False, "res": 64, "batch": 4, "solver_frames": 10,
+           "solver_s_per_frame": 0.2, "preset": "demo", "params_dpot": 150000, "dpot_s_per_frame": 0.05,
+           "solver_over_dpot": 4.0}
+    return {"benchmark": "emulator", "machine": MACHINE, "device": "cpu", "settings": {"threads": 1},
+            "results": [row]}
+
+
+def _scaling_json() -> dict:
+    rows = [{"preset": "demo", "res": r, "batch": 1, "params": 10, "tokens": (r // 4) ** 2, "step_s_best": t,
+             "peak_step_mib": m} for r, t, m in ((64, 0.1, 10.0), (128, 0.3, 40.0))]
+    rows.append({"preset": "S", "res": 256, "batch": 1, "error": "out of memory"})
+    return {"benchmark": "scaling", "machine": MACHINE, "device": "cpu", "settings": {"batch": 1},
+            "results": rows, "growth": scaling.growth(rows)}
+
+
+def test_run_builds_markdown_from_results(tmp_path):
+    (tmp_path / "emulator_cpu.json").write_text(json.dumps(_emulator_json()))
+    (tmp_path / "scaling_cpu.json").write_text(json.dumps(_scaling_json()))
+    md = bench_run.build_markdown(tmp_path)
+    assert "Test CPU, 2 cores, 1 torch thread(s), load 3.0" in md
+    assert "| ns2d_vorticity | 64^2 | 4 | 10 | 0.2 | demo (150,000) | 0.05 | 4.00× |" in md
+    assert "| demo | 64² → 128² | 4× | 3.00× | 4.00× |" in md
+    assert "out of memory" in md
+    assert "Not measured yet: run `python benchmarks/model.py" in md
+    assert "GPU figures are pending" in md
+
+
+def test_run_and_gpu_arguments(tmp_path):
+    args = bench_run.parse_args(["--only", "emulator,scaling", "--quick"])
+    assert args.only == ["emulator", "scaling"] and args.quick
+    with pytest.raises(SystemExit):
+        bench_run.parse_args(["--only", "nope"])
+    cmds = bench_run.commands(args, tmp_path, tmp_path / "data")
+    assert set(cmds) == {"emulator", "scaling"} and "--quick" in cmds["emulator"]
+    with pytest.raises(SystemExit):  # a CPU run must not overwrite the CPU suite's results
+        gpu.parse_args(["--device", "cpu"])
+    g = gpu.parse_args(["--device", "cpu", "--quick", "--out-dir", str(tmp_path)])
+    parts = {name: cmd for name, cmd, _ in gpu.plan(g, tmp_path, tmp_path / "tiny")}
+    assert set(parts) == {"model", "precision", "train", "emulator", "scaling"}  # solvers only on a GPU
+    assert str(tmp_path / "emulator_cpu.json") in parts["emulator"]
+
+
+def test_emulator_row_tiny():
+    import torch
+
+    row = emulator.bench_family("diffusion_reaction_2d", 16, 1, "demo", 1, 3, torch.device("cpu"))
+    assert row["solver_frames"] == 2 and row["channels"] == 2 and row["dpot_steps"] == 1
+    assert row["solver_s_per_frame"] > 0 and row["dpot_s_per_frame"] > 0
+    assert row["solver_over_dpot"] == pytest.approx(row["solver_s_per_frame"] / row["dpot_s_per_frame"])
+
+
+def test_scaling_arguments_and_growth():
+    args = scaling.parse_args(["--quick"])
+    assert args.device == "cpu" and args.threads == 1 and args.quick
+    rows = _scaling_json()["results"]
+    (g,) = scaling.growth(rows)
+    assert g["tokens_x"] == 4 and g["time_x"] == pytest.approx(3.0) and g["memory_x"] == pytest.approx(4.0)
+
+
+def _fake_results(s) -> dict:
+    """Result files shaped like `run_job`'s, with numbers that follow the paper's claims."""
+    pre, ft = claims.plan_jobs(s)
+    out = {}
+    for j in pre:
+        info = j.info
+        base = {0.0: 0.30, 0.02: 0.20, 0.2: 0.22, 2.0: 0.60}[info["noise"]]
+        base *= {"XS": 1.5, "demo": 1.0, "M": 0.8}[info["size"]]
+        ev = {d: {"rollout": base * (1.3 if (d == claims.SMALL_SET and not info["balanced"]) else 1.0) + 0.01 * j.seed,
+                  "one_step": base / 10, "last_step": base * 2, "steps": 3, "per_step": [base]} for d in
+              claims.pretrain_sets()}
+        out[j.key] = {"job": claims._job_dict(j), "steps": s.pretrain_steps, "final_loss": base, "params": 1000,
+                      "eval": ev, "cpu_seconds": 1.0, "train_seconds": 1.0}
+    for j in ft:
+        v = {"pretrained": 0.1, "scratch": 0.2, "fno": 0.3}[j.model] / j.shots + 0.001 * j.seed
+        out[j.key] = {"job": claims._job_dict(j), "steps": s.finetune_steps, "final_loss": v, "params": 2000,
+                      "eval": {claims.HOLDOUT: {"rollout": v, "one_step": v / 5, "last_step": v, "steps": 3,
+                                                "per_step": [v]}}, "cpu_seconds": 1.0, "train_seconds": 1.0}
+    return out
+
+
+def test_claims_report_from_synthetic_results(tmp_path):
+    args = claims.parse_args(["--scale", "smoke", "--jobs", "1"])
+    assert args.scale == "smoke" and args.jobs == 1
+    with pytest.raises(SystemExit):
+        claims.parse_args(["--jobs", "0"])
+    s = claims.SCALES["smoke"]
+    pre, ft = claims.plan_jobs(s)
+    assert len({j.key for j in pre}) == len(pre) and len(ft) == 3 * len(s.shots) * s.shot_seeds
+    res = _fake_results(s)
+    c1, c2, c3, c4 = (claims.claim_denoising(s, res), claims.claim_pretraining(s, res),
+                      claims.claim_scaling(s, res), claims.claim_balanced(s, res))
+    assert c1["agree"] and c2["agree"] and c3["agree"] and c4["agree"]
+    assert [r["size"] for r in c3["rows"]] == ["XS", "demo", "M"]
+    meta = {"date": "today", "machine": "Test CPU", "jobs": 1, "wall_seconds": 60.0, "cpu_seconds": 60.0,
+            "load_start": 1.0, "load_end": 1.0, "cpu_per_pretrain_step": 0.03, "cpu_per_finetune_step": 0.04}
+    md = claims.report("smoke", s, meta, c1, c2, c3, c4, ["a.png", "b.png", "c.png", "d.png"])
+    assert "4 of 4 claims agree" in md and "| 1 | 0.100 | 0.200 | 0.300 | 2.00× |" in md
