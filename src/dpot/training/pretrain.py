@@ -23,6 +23,9 @@ def select_datasets(data: DataConfig) -> list[Path]:
     if not data.root:
         raise DpotError("data.root is not set; pass data.root=DIR (a folder from `dpot generate` or "
                         "`dpot convert`)")
+    if not Path(data.root).is_dir():
+        raise DpotError(f"data.root={data.root}: no such directory (create datasets with `dpot generate` or "
+                        "`dpot convert`)")
     found = {p.name: p for p in dataset_dirs(data.root)}
     unknown = [n for n in [*data.datasets, *data.exclude, *data.weights] if n not in found]
     if unknown:
