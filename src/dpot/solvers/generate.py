@@ -479,7 +479,7 @@ def generate(
     out: str | os.PathLike,
     *,
     seed: int = 0,
-    workers: int = 0,
+    workers: int = 1,
     device: str = "cpu",
     shard: tuple[int, int] = (0, 1),
     part_size: int = 1 << 30,
@@ -487,7 +487,10 @@ def generate(
     progress: bool = True,
     log: bool = False,
 ) -> dict:
-    """Generate `specs` under `out`; returns the manifest. Finished files are skipped, so a rerun resumes."""
+    """Generate `specs` under `out`; returns the manifest. Finished files are skipped, so a rerun resumes.
+
+    `workers` > 1 uses spawned processes (a calling script needs the `if __name__ == "__main__":` guard);
+    0 picks one per core for large corpora (what the CLI does)."""
     from tqdm import tqdm
 
     out = Path(out)
