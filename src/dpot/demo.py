@@ -566,4 +566,10 @@ def conclusions(
             f"Zero-shot, the pre-trained DPOT beats repeating the last frame on {len(beat)} of "
             f"{len(beat) + len(lost)} datasets" + (f"; it loses on {', '.join(lost)}." if lost else ".")
         )
+    zero = l2.get("DPOT zero-shot")
+    if zero is not None and ft is not None:
+        out.append(
+            f"Zero-shot on the held-out family (never seen in pre-training) DPOT scores {_fmt(zero)}; "
+            f"fine-tuning on {s['plan']['n_trajectories']} trajectories brings it to {_fmt(ft)}."
+        )
     return out
