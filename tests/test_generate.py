@@ -163,3 +163,16 @@ def test_paper_shards_partition_the_jobs(tmp_path):
     assert labels == sorted(j.label for j in jobs) and len(set(labels)) == len(labels)
     costs = [sum(j.cost for j in s) for s in shards]
     assert max(costs) < 1.5 * sum(costs) / 7  # balanced
+
+
+def test_torchrun_ranks_are_shards(tmp_path, monkeypatch):
+    argv = ["darcy_2d", "--out", str(tmp_path), "--n", "4", "--n-val", "2", "--n-test", "2", "--res", "8",
+            "--part-size", "2", "--quiet"]
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    run_cli(*argv)
+    assert not json.loads((tmp_path / "manifest.json").read_text())["datasets"]["darcy_2d"]["complete"]
+    monkeypatch.setenv("RANK", "0")
+    run_cli(*argv)
+    assert json.loads((tmp_path / "manifest.json").read_text())["datasets"]["darcy_2d"]["complete"]
+    assert len(open_split(tmp_path / "darcy_2d", "train")) == 4
