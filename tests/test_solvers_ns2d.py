@@ -105,3 +105,20 @@ def test_bad_parameters_and_nan_are_clear_errors():
     with pytest.raises(DpotError, match=r"trajectory 6 became NaN/Inf at t=0\.5"):
         integrate_frames(torch.zeros(3, 4), 3, 0.5, step, lambda s: torch.full((3,), 0.1), lambda s: s,
                          name="test", start=5)
+
+
+def test_unforced_energy_budget():
+    """Without forcing, E = |u|^2 / 2 obeys dE/dt = -nu |w|^2 (mean over the torus): check it by quadrature."""
+    res, nu, dt, frames = 32, 1e-2, 0.05, 21
+    w0 = ns.gaussian_random_field_2d(1, res, seed=4, start=0).to(torch.float64)
+    solver = ns.VorticitySolver(res, torch.full((1,), nu, dtype=torch.float64), None, dtype=torch.float64)
+    w = solver.run(w0, frames, dt)[0]
+    w_hat = torch.fft.rfft2(w) * solver.mask
+    w = torch.fft.irfft2(w_hat, s=(res, res))
+    u, v = solver.velocity(w_hat)
+    energy = 0.5 * (u**2 + v**2).mean(dim=(1, 2))
+    enstrophy = (w**2).mean(dim=(1, 2))
+    assert torch.all(energy[1:] < energy[:-1])
+    # trapezoidal rule on the dissipation; second-order in the 0.05 frame spacing
+    budget = energy[0] - nu * dt * (enstrophy[1:] + enstrophy[:-1]).sum() / 2
+    assert abs(budget - energy[-1]) < 2e-3 * (energy[0] - energy[-1])

@@ -61,6 +61,8 @@ def test_trajectories_are_divergence_free_decaying_and_reproducible():
     axes = (-3, -2, -1)
     div = torch.fft.irfftn((1j * k * torch.fft.rfftn(u, dim=axes)).sum(2), s=(12,) * 3, dim=axes)
     assert div.abs().max() < 1e-4 * u.abs().max()  # float32 storage
+    momentum = u.mean(dim=(3, 4, 5))
+    assert momentum.abs().max() < 1e-6  # total momentum is conserved (zero)
     energy = (u**2).mean(dim=(2, 3, 4, 5))
     assert torch.all(energy[:, 1:] < energy[:, :-1])
     np.testing.assert_allclose(energy[:, 0], 1.0, rtol=1e-5)  # rms 1 per component
