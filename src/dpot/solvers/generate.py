@@ -30,7 +30,7 @@ import numpy as np
 from dpot.data.format import DatasetMeta, SplitWriter
 from dpot.errors import DpotError
 from dpot.io import write_json
-from dpot.solvers.base import Family
+from dpot.solvers.base import Family, SimResult
 from dpot.solvers.presets import DatasetSpec
 from dpot.solvers.registry import get_family
 
@@ -271,55 +271,34 @@ def merge_parts(ds: Resolved, out: Path, split: str, n_parts: int, lock: bool) -
             os.close(os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         except FileExistsError:
             return False
+    meta = split_meta(ds, split, SPLIT_OFFSETS[split], count)
+    keys = ("inputs", "targets") if meta.steady else ("fields",)
+    if ds.family.param_names:
+        keys += ("params",)
+    writer: SplitWriter | None = None
     try:
-        meta = split_meta(ds, split, SPLIT_OFFSETS[split], count)
-        writer: SplitWriter | None = None
         row = 0
-        with_params = bool(ds.family.param_names)
         for p in parts:
             with h5py.File(p, "r") as f:
                 if writer is None:
-                    mask = np.asarray(f["mask"]) if "mask" in f else None
-                    if meta.steady:
-                        writer = SplitWriter(
-                            final,
-                            meta,
-                            count,
-                            inputs_shape=f["inputs"].shape[1:],
-                            targets_shape=f["targets"].shape[1:],
-                            n_params=len(ds.family.param_names),
-                            mask=mask,
-                        )
-                    else:
-                        writer = SplitWriter(
-                            final,
-                            meta,
-                            count,
-                            f["fields"].shape[1:],
-                            n_params=len(ds.family.param_names),
-                            mask=mask,
-                        )
-                key = "inputs" if meta.steady else "fields"
-                m = f[key].shape[0]
+                    first = SimResult(
+                        **{k: f[k][:1] for k in keys if k != "params"},
+                        mask=np.asarray(f["mask"]) if "mask" in f else None,
+                    )
+                    writer = _open_writer(final, meta, count, first, len(ds.family.param_names))
+                m = f[keys[0]].shape[0]
                 for a in range(0, m, 64):
                     b = min(m, a + 64)
-                    sl = slice(row + a, row + b)
-                    if meta.steady:
-                        writer.write(
-                            sl,
-                            inputs=f["inputs"][a:b],
-                            targets=f["targets"][a:b],
-                            params=f["params"][a:b] if with_params else None,
-                        )
-                    else:
-                        writer.write(
-                            sl, fields=f["fields"][a:b], params=f["params"][a:b] if with_params else None
-                        )
+                    writer.write(slice(row + a, row + b), **{k: f[k][a:b] for k in keys})
                 row += m
         assert writer is not None
         writer.close()
         for p in parts:
             p.unlink(missing_ok=True)
+    except BaseException as exc:
+        if writer is not None:
+            writer.__exit__(type(exc), exc, exc.__traceback__)  # closes and removes the temporary file
+        raise
     finally:
         lock_path.unlink(missing_ok=True)
     return True
