@@ -168,11 +168,12 @@ def test_sigkill_and_sigterm_then_resume_equal_straight_run(corpus, straight, tm
 
 
 def test_options_run_and_grad_accumulation_is_exact(corpus, tmp_path):
-    """Pushforward multi-step, class loss, coupled Adam with cycled beta1; and 2x4 accumulated == 1x8."""
+    """Pushforward multi-step, class loss, coupled Adam with cycled beta1, bf16 autocast; and 2x4 accumulated
+    == 1x8."""
     run = tmp_path / "opts"
     assert pretrain("--config", TINY, "--out", run, f"data.root={corpus}", "train.max_steps=2",
                     "train.t_ar=2", "train.pushforward=true", "train.cls_weight=0.1", "optim.name=adam",
-                    "optim.schedule=onecycle", "optim.cycle_beta1=true", "train.noise=5e-4",
+                    "optim.schedule=onecycle", "optim.cycle_beta1=true", "train.noise=5e-4", "train.precision=bf16",
                     "train.noise_mode=reference", *QUICK) == 0
     assert all(math.isfinite(r["loss"]) for r in metrics(run))
     runs = []
