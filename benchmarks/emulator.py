@@ -196,26 +196,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     repeats = args.repeats or (1 if args.quick else 3)
     names = args.families.split(",") if args.families else list(FAMILIES)
     info = machine(device)
-    rows = []
+    out = Path(args.out) if args.out else RESULTS / f"emulator_{'gpu' if device.type == 'cuda' else 'cpu'}.json"
+    rows: list[dict[str, Any]] = []
+
+    def save() -> None:  # after every row, so that a run stopped by a time limit keeps what it measured
+        info["loadavg_1min_at_end"] = os.getloadavg()[0]
+        write_json(out, {"benchmark": "emulator", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                         "machine": info, "device": str(device), "quick": args.quick,
+                         "settings": {k: v for k, v in vars(args).items()}, "results": rows})
+
     for name in names:
         family = get_family(name)
         for res in args.res or grids(len(family.space), args.quick, device):
             try:
                 row = bench_family(name, res, batch, args.preset, steps, frames, device, args.bf16, repeats)
             except (DpotError, ValueError) as exc:  # a family that cannot run at this grid: say so, go on
-                rows.append({"family": name, "ndim": len(family.space), "res": res, "batch": batch,
-                             "error": str(exc)})
+                row = {"family": name, "ndim": len(family.space), "res": res, "batch": batch, "error": str(exc)}
                 print(f"{name:24s} {res:4d}: not timed: {exc}", flush=True)
-                continue
+            else:
+                print(f"{name:24s} {res:4d}^{row['ndim']} batch {batch}: solver {row['solver_s_per_frame']:.4f} "
+                      f"s/frame, DPOT-{args.preset} {row['dpot_s_per_frame']:.4f} s/frame, ratio "
+                      f"{row['solver_over_dpot']:.2f}x", flush=True)
             rows.append(row)
-            print(f"{name:24s} {res:4d}^{row['ndim']} batch {batch}: solver {row['solver_s_per_frame']:.4f} s/frame,"
-                  f" DPOT-{args.preset} {row['dpot_s_per_frame']:.4f} s/frame, ratio "
-                  f"{row['solver_over_dpot']:.2f}x", flush=True)
-    info["loadavg_1min_at_end"] = os.getloadavg()[0]
-    out = Path(args.out) if args.out else RESULTS / f"emulator_{'gpu' if device.type == 'cuda' else 'cpu'}.json"
-    write_json(out, {"benchmark": "emulator", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                     "machine": info, "device": str(device), "quick": args.quick,
-                     "settings": {k: v for k, v in vars(args).items()}, "results": rows})
+            save()
     print(f"wrote {out}")
     return 0 if any("error" not in r for r in rows) else 1
 

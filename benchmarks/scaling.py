@@ -149,7 +149,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     cuda = args.device.startswith("cuda")
-    batch = args.batch or (8 if cuda else 1)
+    batch = args.batch = args.batch or (8 if cuda else 1)
     args.steps = args.steps or (1 if args.quick else 3)
     if args._case:
         import torch
@@ -168,7 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     presets = (args.presets or ("demo" if args.quick else "demo,Ti,S")).split(",")
     grids = args.res or ([32, 64] if args.quick else [64, 128, 256])
     info = machine(args.device)
-    rows = []
+    out = Path(args.out) if args.out else RESULTS / f"scaling_{'gpu' if cuda else 'cpu'}.json"
+    rows: list[dict[str, Any]] = []
     for preset in presets:
         for res in grids:
             r = run_in_subprocess(preset.strip(), res, args, batch)
@@ -178,12 +179,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 print(f"{preset:5s} {res:4d}^2 batch {batch}: {r['step_s_best']:.3f} s/step, peak "
                       f"{r['peak_step_mib']:.0f} MiB", flush=True)
-    info["loadavg_1min_at_end"] = os.getloadavg()[0]
-    out = Path(args.out) if args.out else RESULTS / f"scaling_{'gpu' if cuda else 'cpu'}.json"
-    write_json(out, {"benchmark": "scaling", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                     "machine": info, "device": args.device, "quick": args.quick,
-                     "settings": {k: v for k, v in vars(args).items() if not k.startswith("_")},
-                     "results": rows, "growth": growth(rows)})
+            info["loadavg_1min_at_end"] = os.getloadavg()[0]
+            write_json(out, {"benchmark": "scaling", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                             "machine": info, "device": args.device, "quick": args.quick,
+                             "settings": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+                             "results": rows, "growth": growth(rows)})  # after every case (time limits)
     print(f"wrote {out}")
     return 0 if all("error" not in r for r in rows) else 1
 
