@@ -51,20 +51,24 @@ def precision_case(preset: str, res: int, batch: int, repeats: int, device_name:
     rows = []
     for who, model, call in variants:
         for bf16 in (False, True):
+            row = {"preset": preset, "model": who, "mode": "bf16 autocast" if bf16 else "fp32",
+                   "params": sum(p.numel() for p in model.parameters()), "batch": batch, "res": res}
             r = Runner(who, model, call, device, bf16)
-            r.forward_time(x)
-            r.train_time(x, y)
-            for _ in range(repeats):
-                wall, cpu = r.forward_time(x)
-                r.fwd.append(wall)
-                r.fwd_cpu.append(cpu)
-                wall, cpu = r.train_time(x, y)
-                r.train.append(wall)
-                r.train_cpu.append(cpu)
-            r.peak_mb = r.measure_memory(x, y) if device.type == "cuda" else float("nan")
-            rows.append({"preset": preset, "model": who, "mode": "bf16 autocast" if bf16 else "fp32",
-                         "params": sum(p.numel() for p in model.parameters()), "batch": batch, "res": res,
-                         **r.summary(batch)})
+            try:
+                r.forward_time(x)
+                r.train_time(x, y)
+                for _ in range(repeats):
+                    wall, cpu = r.forward_time(x)
+                    r.fwd.append(wall)
+                    r.fwd_cpu.append(cpu)
+                    wall, cpu = r.train_time(x, y)
+                    r.train.append(wall)
+                    r.train_cpu.append(cpu)
+                r.peak_mb = r.measure_memory(x, y) if device.type == "cuda" else float("nan")
+            except (RuntimeError, NotImplementedError) as exc:  # e.g. an op without bf16 support: record it
+                rows.append({**row, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"})
+                continue
+            rows.append({**row, **r.summary(batch)})
     return rows
 
 
@@ -182,7 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                "parts": log}
     write_json(out / f"gpu_run_{args.kind}.json", summary)
     if not args.no_docs and args.kind == "gpu":
-        subprocess.run([sys.executable, str(HERE / "run.py"), "--docs-only"], cwd=ROOT, check=False)
+        subprocess.run([sys.executable, str(HERE / "run.py"), "--docs-only", "--out-dir", str(out)], cwd=ROOT,
+                       check=False)
     print(f"[gpu] done in {summary['wall_s']:.0f} s: " + ", ".join(f"{p['part']} {'ok' if p['ok'] else 'FAILED'}"
                                                                   for p in log))
     return 0 if all(p["ok"] for p in log) else 1

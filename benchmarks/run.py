@@ -129,14 +129,16 @@ def section_precision(model_gpu: dict[str, Any] | None, prec: dict[str, Any] | N
     ref_train: dict[str, float] = {}
     if prec:
         for r in prec["results"]:
-            if r["model"] == "reference" and r["mode"] == "fp32":
+            if r["model"] == "reference" and r["mode"] == "fp32" and "error" not in r:
                 ref_train[r["preset"]] = r["train_samples_per_s"]
     if model_gpu:
         for r in model_gpu["results"]:
             if "reference" in r:
                 ref_train.setdefault(r["preset"], r["reference"]["train_samples_per_s"])
     entries = [(r["preset"], r["model"], r["mode"], r["fwd_samples_per_s"], r["train_samples_per_s"],
-                r["peak_train_mem_mb"]) for r in (prec or {}).get("results", [])]
+                r["peak_train_mem_mb"]) for r in (prec or {}).get("results", []) if "error" not in r]
+    failed = [f"{r['preset']} {r['model']} {r['mode']}: {r['error']}" for r in (prec or {}).get("results", [])
+              if "error" in r]
     entries += [(r["preset"], "ours", r.get("ours_mode", "bf16 + compile"), r["ours"]["fwd_samples_per_s"],
                  r["ours"]["train_samples_per_s"], r["ours"]["peak_train_mem_mb"])
                 for r in (model_gpu or {}).get("results", [])]
@@ -149,6 +151,8 @@ def section_precision(model_gpu: dict[str, Any] | None, prec: dict[str, Any] | N
              "bf16 + compile rows come from `model.py --gpu`, the others from the same run's precision part.", "",
              table(["preset", "model", "mode", "fwd samples/s", "train samples/s", "peak MB",
                     "× train vs reference fp32"], rows), ""]
+    if failed:
+        lines += ["Failed: " + "; ".join(failed) + ".", ""]
     best = [r for r in rows if r[1] == "ours" and "compile" in str(r[2]) and r[6]]
     if best:
         lines += ["DESIGN target (≥ 2× the reference with bf16 + compile): "
