@@ -103,18 +103,18 @@ def plan(args: argparse.Namespace, out: Path, data: Path) -> list[tuple[str, lis
         model += ["--res", "32" if q else "128", "--batch", "1" if q else "2"]
     if args.reference:
         model += ["--reference", args.reference]
-    parts["model"] = (model, 0.25)
+    parts["model"] = (model, 0.35)  # torch.compile of Ti and S: the longest part
     prec = [py, __file__, "--_precision", presets, "--device", args.device, "--out-dir", str(out)]
     if q:
         prec.append("--quick")
     if args.reference:
         prec += ["--reference", args.reference]
-    parts["precision"] = (prec, 0.10)
+    parts["precision"] = (prec, 0.08)
     parts["train"] = ([py, str(HERE / "train.py"), "--data", str(data), "--steps", "2" if q else "10",
                        "--warmup", "1" if q else "3", "--out", str(out / f"train_{args.kind}.json")]
                       + (["--presets", "demo"] if q else []), 0.10)
     emu = [py, str(HERE / "emulator.py"), "--device", args.device, "--out", str(out / f"emulator_{args.kind}.json")]
-    parts["emulator"] = (emu + (["--quick"] if q else []), 0.25)
+    parts["emulator"] = (emu + (["--quick"] if q else []), 0.20)
     sc = [py, str(HERE / "scaling.py"), "--device", args.device, "--out", str(out / f"scaling_{args.kind}.json")]
     parts["scaling"] = (sc + (["--quick"] if q else []), 0.15)
     if cuda:  # solvers.py writes to benchmarks/results itself; on a CPU run.py measures the solvers
