@@ -2,10 +2,10 @@
 
 1. generate the default corpus if absent (`dpot generate default`);
 2. pre-train a small DPOT on every family except the held-out one (steps sized by a measured step time);
-3. evaluate it zero-shot on the pre-training datasets (next to a repeat-the-last-frame baseline);
-4. fine-tune it on a few trajectories of the held-out family; train a from-scratch DPOT and the
-   neuraloperator FNO on the same trajectories for the same number of steps and batch size;
-5. evaluate all of them on the held-out test split and write `report.md` with tables and plots.
+3. fine-tune it on a few trajectories of the held-out family; train a from-scratch DPOT and the
+   neuraloperator FNO on the same trajectories for the same number of steps, batch and learning rate;
+4. evaluate the pre-trained DPOT zero-shot on the pre-training datasets (next to repeating the last frame);
+5. evaluate all models on the held-out test split and write `report.md` with tables and plots.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ class DemoPlan:
     pretrain_config: str = "demo"  # configs/pretrain/<name>.yaml, or a path to a YAML file
     pretrain_overrides: list[str] = field(default_factory=list)  # extra key=value for pre-training
     budget_seconds: float = 840.0  # the whole demo, generation included (DESIGN: 15 minutes)
-    pretrain_share: float = 0.6  # of the time left after generation; fine-tuning runs split the rest
-    eval_reserve_seconds: float = 90.0  # kept for evaluations and the report
+    pretrain_share: float = 0.6  # of the training time left after generation; the three fine-tuning runs share the rest
+    eval_reserve_seconds: float = 90.0  # kept after training for the evaluations and the report
     pretrain_steps: int | None = None  # null = from the budget
     finetune_steps: int | None = None  # null = from the budget (the same for all three models)
     min_steps: int = 20
@@ -89,15 +89,24 @@ class LastFrame(nn.Module):
         return x[..., -1:, :].expand(*x.shape[:-2], self.config.out_timesteps, x.shape[-1])
 
 
-def _step_seconds(run_dir: Path) -> float:
-    """Median seconds per optimiser step from a calibration run's metrics.jsonl (warm-up steps excluded)."""
+def _calibration(run_dir: Path, wall: float) -> tuple[float, float]:
+    """(seconds per optimiser step, fixed seconds per run) from a calibration run's metrics.jsonl and wall time.
+
+    The step time is the median over the steps after the first two (warm-up); the rest of the wall time (data
+    set-up, warm-up, the final evaluation, the checkpoint) is the per-run overhead."""
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     cfg = json.loads((run_dir / "checkpoint" / "config.json").read_text())["train_config"]["train"]
     per_step = cfg["batch_size"] * cfg["grad_accum"]
     rates = [r["samples_per_s"] for r in rows if r["step"] > 2 and r.get("samples_per_s")]
     if not rates:
         rates = [r["samples_per_s"] for r in rows if r.get("samples_per_s")]
-    return per_step / statistics.median(rates)
+    step_s = per_step / statistics.median(rates)
+    n = max(r["step"] for r in rows)
+    return step_s, max(0.0, wall - n * step_s)
+
+
+def _steps_for(plan: DemoPlan, seconds: float, step_s: float, overhead: float) -> int:
+    return max(plan.min_steps, int((seconds - overhead) / step_s))
 
 
 def _family(data_root: Path, holdout: str) -> tuple[Path, list[str], list[str]]:
@@ -135,6 +144,8 @@ def _pretrain(
         f"data.datasets=[{','.join(pretrain_sets)}]",
         f"train.progress={'true' if plan.progress else 'false'}",
         "train.eval_every=0",
+        "train.eval_trajectories=2",
+        "train.eval_steps=2",
         *plan.pretrain_overrides,
     ]
     info: dict[str, Any] = {"config": str(path), "datasets": pretrain_sets, "excluded": exclude}
@@ -146,17 +157,21 @@ def _pretrain(
                 *base,
                 f"train.max_steps={plan.calibration_steps}",
                 "train.log_every=1",
-                "train.eval_trajectories=1",
-                "train.eval_steps=1",
                 "train.progress=false",
                 f"train.checkpoint_every={plan.calibration_steps}",
             ],
         )
+        t0 = time.perf_counter()
         run_pretrain(replace(cfg, out=str(calib)))
-        step_s = _step_seconds(calib)
-        steps = max(plan.min_steps, int(seconds / step_s))
-        info["measured_step_seconds"] = step_s
-        _say(f"pre-training step: {step_s:.3f} s measured -> {steps} steps for {seconds:.0f} s")
+        wall = time.perf_counter() - t0
+        step_s, overhead = _calibration(calib, wall)
+        seconds -= wall
+        steps = _steps_for(plan, seconds, step_s, overhead)
+        info.update(measured_step_seconds=step_s, measured_overhead_seconds=overhead)
+        _say(
+            f"pre-training: {step_s:.3f} s/step + {overhead:.0f} s per run measured -> {steps} steps for "
+            f"{seconds:.0f} s"
+        )
     cfg = load_pretrain_config(
         path,
         [
@@ -196,6 +211,8 @@ def _finetune_cfg(
         f"fno.n_layers={plan.fno_layers}",
         f"train.checkpoint_every={max(steps, 1)}",
         f"train.progress={'true' if plan.progress else 'false'}",
+        "train.eval_trajectories=2",
+        "train.eval_steps=2",
         *plan.finetune_overrides,
         *extra,
     ]
@@ -211,21 +228,19 @@ def _finetune_all(
 
     info: dict[str, Any] = {}
     if steps is None:
+        t0 = time.perf_counter()
         calib = out / "calibrate" / "finetune"
-        cfg = _finetune_cfg(
-            plan,
-            ckpt,
-            holdout_dir,
-            calib,
-            "pretrained",
-            plan.calibration_steps,
-            ["train.log_every=1", "train.eval_trajectories=1", "train.eval_steps=1", "train.progress=false"],
-        )
+        cfg = _finetune_cfg(plan, ckpt, holdout_dir, calib, "pretrained", plan.calibration_steps, ["train.log_every=1"])
         run_finetune(cfg)
-        step_s = _step_seconds(calib)
-        steps = max(plan.min_steps, int(seconds / step_s))
-        info["measured_step_seconds"] = step_s
-        _say(f"fine-tuning step: {step_s:.3f} s measured -> {steps} steps for {seconds:.0f} s per model")
+        wall = time.perf_counter() - t0
+        step_s, overhead = _calibration(calib, wall)
+        per_run = (seconds - wall) / 3
+        steps = _steps_for(plan, per_run, step_s, overhead)
+        info.update(measured_step_seconds=step_s, measured_overhead_seconds=overhead)
+        _say(
+            f"fine-tuning: {step_s:.3f} s/step + {overhead:.0f} s per run measured -> {steps} steps for "
+            f"{per_run:.0f} s per model"
+        )
     runs = {
         "DPOT fine-tuned": ("finetune", "pretrained"),
         "DPOT from scratch": ("scratch", "scratch"),
@@ -306,25 +321,30 @@ def run_demo(
         if (out / name).exists():
             shutil.rmtree(out / name)
 
-    # budget: what is left after generation, minus the evaluation reserve
-    left = plan.budget_seconds - (time.perf_counter() - t_start) - plan.eval_reserve_seconds
-    if left <= 0 and (plan.pretrain_steps is None or plan.finetune_steps is None):
+    # budget: a deadline for training (the evaluations get `eval_reserve_seconds` after it); each phase sizes
+    # its steps from measured times, so an overrun of one phase is taken out of the next
+    deadline = t_start + plan.budget_seconds - plan.eval_reserve_seconds
+    if deadline <= time.perf_counter() and (plan.pretrain_steps is None or plan.finetune_steps is None):
         raise DpotError(
             f"demo: no time left for training after {time.perf_counter() - t_start:.0f} s; raise "
             "budget_seconds or give pretrain_steps and finetune_steps"
         )
-    pre_s = left * plan.pretrain_share
-    ft_s = left * (1 - plan.pretrain_share) / 3 * 0.8  # 3 runs; calibration and start-up take the rest
 
     # 2. pre-training
     _say(f"pre-training on {', '.join(pretrain_sets)} (held out: {', '.join(family)})")
     t0 = time.perf_counter()
+    pre_s = (deadline - t0) * plan.pretrain_share
     ckpt, pre_info = _pretrain(plan, data_root, family, pretrain_sets, out, plan.pretrain_steps, pre_s)
     timings["pretrain"] = time.perf_counter() - t0
     pretrained = load_model(ckpt)
     pre_norm = trained_with_normalization(ckpt)
 
-    # 3. zero-shot on the pre-training datasets, and on the held-out one when its channels fit
+    # 3. fine-tuning, from scratch, FNO: the rest of the training time
+    t0 = time.perf_counter()
+    ckpts, ft_info = _finetune_all(plan, ckpt, holdout_dir, out, plan.finetune_steps, deadline - t0)
+    timings["finetune_all"] = time.perf_counter() - t0
+
+    # 4. zero-shot on the pre-training datasets, and on the held-out one when its channels fit
     t0 = time.perf_counter()
     zs_dirs = [data_root / n for n in pretrain_sets]
     holdout_channels = task_shape(holdout_dir, _task_data(), pretrained.config.in_timesteps).channels
@@ -347,11 +367,6 @@ def run_demo(
         title="Zero-shot evaluation of the pre-trained DPOT",
     )
     timings["zero_shot_eval"] = time.perf_counter() - t0
-
-    # 4. fine-tuning, from scratch, FNO
-    t0 = time.perf_counter()
-    ckpts, ft_info = _finetune_all(plan, ckpt, holdout_dir, out, plan.finetune_steps, ft_s)
-    timings["finetune_all"] = time.perf_counter() - t0
 
     # 5. held-out evaluation
     t0 = time.perf_counter()
