@@ -46,6 +46,7 @@ class DemoPlan:
     n_trajectories: int = 8  # few-shot fine-tuning set
     finetune_batch: int = 8
     finetune_lr: float = 1e-3
+    finetune_noise: float = 0.02  # input noise kappa (rms mode) for all three models, as in pre-training
     finetune_overrides: list[str] = field(default_factory=list)  # extra key=value for all three runs
     fno_modes: int = 12
     fno_width: int = 32
@@ -205,6 +206,8 @@ def _finetune_cfg(
         f"train.n_trajectories={plan.n_trajectories}",
         f"train.batch_size={plan.finetune_batch}",
         f"optim.lr={plan.finetune_lr}",
+        f"train.noise={plan.finetune_noise}",
+        "train.noise_mode=rms",
         "finetune.channels=widen",
         f"fno.modes={plan.fno_modes}",
         f"fno.width={plan.fno_width}",
@@ -477,7 +480,7 @@ def demo_markdown(
         + f"; {s['parameters']['DPOT pre-trained']:,} parameters.",
         f"- Fine-tuning budget (the same for all three): {ft['steps']} steps of batch "
         f"{s['plan']['finetune_batch']} on the first {s['plan']['n_trajectories']} training trajectories "
-        f"of `{holdout}`, lr {s['plan']['finetune_lr']}, no input noise.",
+        f"of `{holdout}`, lr {s['plan']['finetune_lr']}, input noise κ={s['plan']['finetune_noise']} (rms).",
         "- Evaluation: auto-regressive rollout from the first T_in frames of every test trajectory, at the "
         "native grid; L2RE = the paper's relative L2 over the whole rollout (per channel, averaged).",
         "",
