@@ -74,9 +74,9 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def straight(corpus, tmp_path_factory):
-    """A run taken straight to step 10 (checkpoints every 3): the reference for the resume tests."""
+    """A run taken straight to step 12 (checkpoints every 3): the reference for the resume tests."""
     run = tmp_path_factory.mktemp("straight") / "run"
-    assert pretrain("--config", TINY, "--out", run, f"data.root={corpus}", "train.max_steps=10",
+    assert pretrain("--config", TINY, "--out", run, f"data.root={corpus}", "train.max_steps=12",
                     "train.checkpoint_every=3", *QUICK) == 0
     return run
 
@@ -112,7 +112,7 @@ def test_stop_and_resume_equals_straight_run(corpus, straight, tmp_path):
     run = tmp_path / "run"
     assert pretrain("--config", TINY, "--out", run, f"data.root={corpus}", "train.max_steps=5",
                     "train.checkpoint_every=3", *QUICK) == 0
-    assert pretrain("--resume", run, "train.max_steps=10") == 0
+    assert pretrain("--resume", run, "train.max_steps=12") == 0
     ref, got = weights(straight), weights(run)
     assert all(torch.equal(ref[k], got[k]) for k in ref)
     a = torch.load(straight / "checkpoint" / "training_state.pt", weights_only=True)
@@ -148,22 +148,24 @@ def test_sigkill_and_sigterm_then_resume_equal_straight_run(corpus, straight, tm
     import signal
 
     killed, termed = tmp_path / "killed", tmp_path / "termed"
-    pk = _launch(corpus, killed, "train.max_steps=10")
-    pt = _launch(corpus, termed, "train.max_steps=10")
-    _wait_for_step(pk, killed, 5)  # checkpoint at 3 exists, steps 4-5 are lost with the kill
-    pk.send_signal(signal.SIGKILL)
+    # both would run to 1000 (same schedule: tiny.yaml fixes optim.schedule_steps); they are stopped early
+    pk = _launch(corpus, killed, "train.max_steps=1000")
+    pt = _launch(corpus, termed, "train.max_steps=1000")
     _wait_for_step(pt, termed, 2)
     pt.send_signal(signal.SIGTERM)
+    _wait_for_step(pk, killed, 4)  # a checkpoint at 3 exists; the steps after the last checkpoint are lost
+    pk.send_signal(signal.SIGKILL)
     pk.communicate()
     _, err = pt.communicate()
     assert pt.returncode == 143 and "checkpoint saved" in err
     stopped = torch.load(termed / "checkpoint" / "training_state.pt", weights_only=True)["step"]
-    assert metrics(termed)[-1]["step"] == stopped < 10
+    assert metrics(termed)[-1]["step"] == stopped < 12
+    assert torch.load(killed / "checkpoint" / "training_state.pt", weights_only=True)["step"] < 12
     for run in (killed, termed):
-        assert pretrain("--resume", run) == 0
+        assert pretrain("--resume", run, "train.max_steps=12") == 0
         ref, got = weights(straight), weights(run)
         assert all(torch.equal(ref[k], got[k]) for k in ref)
-        assert [r["step"] for r in metrics(run)] == list(range(1, 11))
+        assert [r["step"] for r in metrics(run)] == list(range(1, 13))
         assert [r["loss"] for r in metrics(run)] == [r["loss"] for r in metrics(straight)]
 
 

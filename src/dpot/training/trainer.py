@@ -441,6 +441,7 @@ class Trainer:
                     self._say(f"{self._stop}: stopped at step {self.step}, checkpoint saved; continue with "
                               f"`dpot pretrain --resume {self.run_dir}`")
                     break
+            D.barrier()  # leave together: a rank that exits while another still talks to it can abort
         finally:
             bar.close()
             for sig, old in handlers.items():
