@@ -70,8 +70,8 @@ SCALES: dict[str, Scale] = {
     "smoke": Scale(res=16, frames=13, n_train=8, n_train_small=2, n_test=2, batch=4, pretrain_steps=3,
                    finetune_steps=2, noise_levels=(0.0, 0.02, 0.2, 2.0), seeds=1, sizes=SIZES_SMALL[:3],
                    shots=(1, 4), shot_seeds=1),
-    "small": Scale(res=32, frames=30, n_train=32, n_train_small=4, n_test=8, batch=8, pretrain_steps=300,
-                   finetune_steps=100, noise_levels=(0.0, 0.02, 0.2, 2.0), seeds=3, sizes=SIZES_SMALL,
+    "small": Scale(res=32, frames=30, n_train=32, n_train_small=4, n_test=8, batch=8, pretrain_steps=600,
+                   finetune_steps=300, noise_levels=(0.0, 0.02, 0.2, 2.0), seeds=3, sizes=SIZES_SMALL,
                    shots=(2, 8, 32), shot_seeds=3),
     "full": Scale(res=32, frames=30, n_train=64, n_train_small=8, n_test=16, batch=8, pretrain_steps=4000,
                   finetune_steps=1500, noise_levels=(0.0, 0.02, 0.2, 2.0), seeds=3,
@@ -403,14 +403,16 @@ def claim_balanced(s: Scale, res: dict[str, dict]) -> dict[str, Any]:
     avg_b = statistics.fmean(r["balanced"][0] for r in rows)
     avg_u = statistics.fmean(r["uniform"][0] for r in rows)
     agree = helps_small
+    clear = agree and small["n"] > 1 and _separated(small["balanced"], small["uniform"])
     verdict = (
         f"On the under-represented `{SMALL_SET}` ({s.n_train_small} vs {s.n_train} trajectories) balanced "
         f"sampling gives {small['balanced'][0]:.3f} vs uniform {small['uniform'][0]:.3f}"
-        f"{' (beyond the seed spread)' if _separated(small['balanced'], small['uniform']) else ''}; mean over "
-        f"the three sets {avg_b:.3f} vs {avg_u:.3f}. Paper (App. B.8: FNO-1e-5 0.0976 balanced vs 0.177 "
-        "equal): " + ("**agrees**." if agree else "**does not agree** at this scale.")
+        f"{' (beyond the seed spread)' if clear else ''}; mean over the three sets {avg_b:.3f} vs {avg_u:.3f}. "
+        "Paper (App. B.8: FNO-1e-5 0.0976 balanced vs 0.177 equal): "
+        + ("**agrees**." if clear else "**agrees in direction only** (within the seed spread)." if agree
+           else "**does not agree** at this scale.")
     )
-    return {"rows": rows, "agree": agree, "verdict": verdict}
+    return {"rows": rows, "agree": agree, "clear": clear, "verdict": verdict}
 
 
 # --------------------------------------------------------------------------------------------------- plots
@@ -451,7 +453,7 @@ def plot_all(out: Path, c1: dict, c2: dict, c3: dict, c4: dict,
     ax.set_xlabel("training trajectories of the held-out family")
     ax.set_ylabel("rollout L2RE")
     ax.set_title(f"{HOLDOUT}: data efficiency")
-    ax.legend()
+    ax.legend(fontsize=8, framealpha=0.6)
     fig.tight_layout()
     names.append("pretraining.png")
     fig.savefig(out / names[-1], dpi=110)
@@ -467,7 +469,7 @@ def plot_all(out: Path, c1: dict, c2: dict, c3: dict, c4: dict,
     ax.set_yscale("log")
     ax.set_xlabel("parameters")
     ax.set_ylabel("mean zero-shot L2RE")
-    ax.legend()
+    ax.legend(fontsize=8, framealpha=0.6)
     fig.tight_layout()
     names.append("scaling.png")
     fig.savefig(out / names[-1], dpi=110)
@@ -480,7 +482,7 @@ def plot_all(out: Path, c1: dict, c2: dict, c3: dict, c4: dict,
                yerr=[r[name][1] for r in c4["rows"]], capsize=3, label=name)
     ax.set_xticks(x, [r["dataset"] for r in c4["rows"]], fontsize=8)
     ax.set_ylabel("rollout L2RE")
-    ax.legend()
+    ax.legend(fontsize=8, framealpha=0.6)
     fig.tight_layout()
     names.append("sampling.png")
     fig.savefig(out / names[-1], dpi=110)
@@ -621,13 +623,16 @@ def report(scale_name: str, s: Scale, meta: dict[str, Any], c1: dict, c2: dict, 
               f"![sampling](results/{plots[3]})", "",
               c4["verdict"], ""]
     agree = sum(c["agree"] for c in (c1, c2, c3, c4))
+
+    def word(c: dict) -> str:
+        return ("agrees" if c.get("clear", True) else "agrees in direction only") if c["agree"] else "disagrees"
+
     lines += [
         "## Summary",
         "",
-        f"{agree} of 4 claims agree with the paper at this scale: denoising "
-        f"{'agrees' if c1['agree'] else 'disagrees'}, pre-training {'agrees' if c2['agree'] else 'disagrees'}, "
-        f"scaling {'agrees' if c3['agree'] else 'disagrees'}, balanced sampling "
-        f"{'agrees' if c4['agree'] else 'disagrees'}. Disagreements at this size are expected where the effect "
+        f"{agree} of 4 claims agree with the paper at this scale, at least in direction: denoising {word(c1)}, "
+        f"pre-training {word(c2)}, scaling {word(c3)}, balanced sampling {word(c4)}. Disagreements at this size "
+        "are expected where the effect "
         "needs converged training (scaling, denoising) and are reported as measured, not tuned away.",
         "",
         *([trivial_bar(c1, c2, base, s), ""] if base else []),
@@ -685,7 +690,10 @@ def _earlier_run(path: Path, scale: str, results: dict[str, dict]) -> dict[str, 
     if not path.is_file():
         return {}
     old = json.loads(path.read_text())
-    if old.get("scale") != scale or set(old.get("runs", {})) != set(results):
+    runs = old.get("runs", {})
+    same = set(runs) == set(results) and all(
+        runs[k].get("job") == r["job"] and runs[k].get("cpu_seconds") == r["cpu_seconds"] for k, r in results.items())
+    if old.get("scale") != scale or not same:
         return {}
     keep = ("date", "wall_seconds", "load_start", "load_end", "jobs")
     return {k: old["meta"][k] for k in keep if k in old.get("meta", {})}
