@@ -228,6 +228,19 @@ def persistence(work: Path, s: Scale) -> dict[str, dict[str, float]]:
     return out
 
 
+def channel_breakdown(work: Path, s: Scale) -> dict[str, dict[str, float]]:
+    """Rollout L2RE per channel of the seed-0 models of claim 2 at the largest n (where the error comes from)."""
+    from dpot.evaluation.evaluate import evaluate_model
+    from dpot.models import load_model
+
+    out = {}
+    for model in ("pretrained", "scratch", "fno"):
+        ckpt = work / "runs" / f"ft_{model}_n{max(s.shots)}_s0" / "checkpoint"
+        m, _ = evaluate_model(load_model(ckpt), work / "data" / HOLDOUT, split="test", n_trajectories=s.n_test)
+        out[model] = {c: v["l2re"] for c, v in m["per_channel"].items()}
+    return out
+
+
 def _init_worker() -> None:
     import torch
 
@@ -509,8 +522,24 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def channel_lines(channels: dict[str, dict[str, float]], s: Scale) -> list[str]:
+    """Claim 2's per-channel table (seed 0, largest n)."""
+    names = list(next(iter(channels.values())))
+    label = {"pretrained": "DPOT fine-tuned", "scratch": "DPOT from scratch", "fno": "FNO"}
+    rows = [[label[m], *[f"{v[c]:.3f}" for c in names]] for m, v in channels.items()]
+    lines = [f"Where the error comes from (seed 0, n={max(s.shots)}, rollout L2RE per channel):", "",
+             _table(["model", *names], rows), ""]
+    if "pretrained" in channels and "scratch" in channels:
+        p, q = channels["pretrained"], channels["scratch"]
+        worst = max(names, key=lambda c: p[c] / max(q[c], 1e-12))
+        lines += [f"The fine-tuned model's largest excess over scratch is on `{worst}` ({p[worst]:.3f} vs "
+                  f"{q[worst]:.3f}, {p[worst] / max(q[worst], 1e-12):.1f}×).", ""]
+    return lines
+
+
 def report(scale_name: str, s: Scale, meta: dict[str, Any], c1: dict, c2: dict, c3: dict, c4: dict,
-           plots: list[str], base: dict[str, dict[str, float]] | None = None) -> str:
+           plots: list[str], base: dict[str, dict[str, float]] | None = None,
+           channels: dict[str, dict[str, float]] | None = None) -> str:
     """docs/results.md: the setting, the numbers and the verdict of each claim."""
     n_seed = c1["rows"][0]["n"]
     lines = [
@@ -597,6 +626,7 @@ def report(scale_name: str, s: Scale, meta: dict[str, Any], c1: dict, c2: dict, 
         *([f"Repeating the last input frame scores {base[HOLDOUT]['rollout']:.3f} on the same test set (one step "
            f"{base[HOLDOUT]['one_step']:.3f}).", ""] if base else []),
         f"![pre-training](results/{plots[1]})", "", c2["verdict"], "",
+        *(channel_lines(channels, s) if channels else []),
         "## 3. Zero-shot error against model size",
         "",
         f"Same data, κ={BASE_NOISE}, {s.pretrain_steps} steps, seed 0; sizes are the `demo` preset with other "
@@ -735,6 +765,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     docs = Path(args.docs)
     (docs / "results").mkdir(parents=True, exist_ok=True)
     base = persistence(work, s)
+    channels = channel_breakdown(work, s)
     plots = plot_all(docs / "results", c1, c2, c3, c4, base)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(), "jobs": args.jobs,
             "wall_seconds": time.perf_counter() - t0, "cpu_seconds": sum(r["cpu_seconds"] for r in results.values()),
@@ -748,9 +779,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_json(docs / "results" / "claims.json",
                {"scale": args.scale, "settings": asdict(s), "meta": meta,
                 "claims": {"denoising": c1, "pretraining": c2, "scaling": c3, "balanced": c4},
-                "repeat_last_frame": base,
+                "repeat_last_frame": base, "holdout_per_channel": channels,
                 "runs": results})
-    write_text(docs / "results.md", report(args.scale, s, meta, c1, c2, c3, c4, plots, base))
+    write_text(docs / "results.md", report(args.scale, s, meta, c1, c2, c3, c4, plots, base, channels))
     _say(f"wrote {docs / 'results.md'} in {meta['wall_seconds'] / 60:.1f} min")
     return 0 if all(math.isfinite(r["final_loss"] or 0.0) for r in results.values()) else 1
 
