@@ -127,6 +127,8 @@ def test_claims_report_from_synthetic_results(tmp_path):
     meta = {"date": "today", "machine": "Test CPU", "jobs": 1, "wall_seconds": 60.0, "cpu_seconds": 60.0,
             "load_start": 1.0, "load_end": 1.0, "cpu_per_pretrain_step": 0.03, "cpu_per_finetune_step": 0.04}
     base = {d: {"rollout": 0.25, "one_step": 0.05} for d in [*claims.pretrain_sets(), claims.HOLDOUT]}
-    md = claims.report("smoke", s, meta, c1, c2, c3, c4, ["a.png", "b.png", "c.png", "d.png"], base)
+    channels = {"pretrained": {"h": 0.5, "u": 0.2}, "scratch": {"h": 0.1, "u": 0.2}, "fno": {"h": 0.1, "u": 0.1}}
+    md = claims.report("smoke", s, meta, c1, c2, c3, c4, ["a.png", "b.png", "c.png", "d.png"], base, channels)
+    assert "| DPOT fine-tuned | 0.500 | 0.200 |" in md and "largest excess over scratch is on `h`" in md
     assert "4 of 4 claims agree" in md and "| 1 | 0.100 | 0.200 | 0.300 | 2.00× | 0.020 | 0.040 | 0.060 |" in md
     assert "beats repeating the last frame on 3 of 3 datasets" in md
