@@ -169,9 +169,9 @@ def section_data(d: dict[str, Any]) -> list[str]:
     if ti.get("available"):
         ratios = d.get("ratio_vs_ti", {})
         worst = min((v for k, v in ratios.items() if k.startswith("dpot")), default=None)
-        lines += [f"A DPOT-Ti training step consumes {ti['samples_per_s']:.2f} samples/s on this machine; the dpot "
-                  "loader delivers " + ", ".join(f"{k.replace('_', ' (')} cache) {v:.0f}×" for k, v in ratios.items())
-                  + " that rate."
+        lines += [f"A DPOT-Ti training step consumes {ti['samples_per_s']:.2f} samples/s on this machine; the "
+                  "loaders deliver (best worker count) "
+                  + ", ".join(f"{k.replace('_', ' (')} cache) {v:.0f}×" for k, v in ratios.items()) + " that rate."
                   + (f" DESIGN target (≥ 5×): {'met' if worst >= 5 else 'NOT met'} (slowest dpot setting {worst:.0f}×)."
                      if worst is not None else "")]
     if "speedup_vs_reference" in d:
