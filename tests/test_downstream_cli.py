@@ -151,13 +151,15 @@ def test_demo_miniature(tiny, tmp_path):
     from dpot.demo import run_demo
 
     report = run_demo(tmp_path / "demo", data=tiny, overrides=[
-        # a budget already spent after calibration: every phase measures its step time, then trains min_steps
+        # a budget spent by calibration: pre-training trains min_steps, fine-tuning runs hit the hard time limit
         "holdout=ns2d_nu1e-5", "pretrain_config=configs/pretrain/tiny.yaml", "budget_seconds=100",
         "eval_reserve_seconds=95", "min_steps=2", "calibration_steps=3", "n_trajectories=2", "eval_trajectories=1",
         "rollout=2", "progress=false", "fno_modes=4", "fno_width=8", "fno_layers=2"])
     text = report.read_text()
     summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
     assert summary["holdout"] == "ns2d_nu1e-5" and summary["finetune"]["steps"] == summary["pretrain"]["steps"] == 2
+    for label in ("DPOT fine-tuned", "DPOT from scratch", "FNO"):  # the hard time limit stopped each run early
+        assert summary["finetune"][label]["stopped_by_budget"] and summary["finetune"][label]["steps"] == 1
     assert summary["pretrain"]["measured_step_seconds"] > 0 and summary["finetune"]["measured_step_seconds"] > 0
     assert summary["family"] == ["ns2d_nu1e-3", "ns2d_nu1e-5"]  # the whole family is held out of pre-training
     assert "shallow_water_2d" in summary["pretrain"]["datasets"]

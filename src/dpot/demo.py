@@ -230,6 +230,7 @@ def _finetune_all(
     from dpot.training.finetune import run_finetune
 
     info: dict[str, Any] = {}
+    end = time.perf_counter() + seconds if steps is None else None  # a hard limit only when budgeting by time
     if steps is None:
         t0 = time.perf_counter()
         calib = out / "calibrate" / "finetune"
@@ -250,15 +251,19 @@ def _finetune_all(
         "FNO": ("fno", "fno"),
     }
     ckpts: dict[str, Path] = {}
-    for label, (folder, model) in runs.items():
+    for i, (label, (folder, model)) in enumerate(runs.items()):
         _say(f"training {label} ({steps} steps, {plan.n_trajectories} trajectories)")
         t0 = time.perf_counter()
-        result = run_finetune(_finetune_cfg(plan, ckpt, holdout_dir, out / folder, model, steps))
+        stop_at = None if end is None else t0 + max(end - t0, 0.0) / (len(runs) - i)  # this run's share
+        result = run_finetune(_finetune_cfg(plan, ckpt, holdout_dir, out / folder, model, steps), stop_at=stop_at)
+        if result.interrupted:
+            _say(f"{label}: stopped by the time budget at step {result.step} of {steps}")
         info[label] = {
             "steps": result.step,
             "seconds": time.perf_counter() - t0,
             "final_loss": result.loss,
             "run": str(out / folder),
+            "stopped_by_budget": bool(result.interrupted),
         }
         ckpts[label] = out / folder / "checkpoint"
     info["steps"] = steps
@@ -489,11 +494,14 @@ def demo_markdown(
         [
             lab,
             f"{s['parameters'].get(lab, 0):,}" if s["parameters"].get(lab) else "–",
+            (f"{ft[lab]['steps']}" + (" (time budget)" if ft[lab].get("stopped_by_budget") else ""))
+            if lab in ft
+            else "–",
             f"{ft[lab]['seconds']:.0f}" if lab in ft else "–",
         ]
         for lab in ho
     ]
-    lines += ["## Models", "", table(["model", "parameters", "training s (held-out task)"], rows), ""]
+    lines += ["## Models", "", table(["model", "parameters", "steps (held-out task)", "training s"], rows), ""]
     names = list(dict.fromkeys(n for per in zs.values() for n in per))
     labs = list(zs)
     rows = [[n, *[_fmt(zs[lab].get(n, {}).get("l2re")) for lab in labs]] for n in names]

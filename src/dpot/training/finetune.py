@@ -211,11 +211,7 @@ def transfer_weights(
                     log.append(f"time aggregation: resampled T_in {s.shape[0]} -> {d.shape[0]}")
                 else:
                     new.append(name)
-            elif (
-                d.numel() == s.numel()
-                and d.shape[: s.dim()] == s.shape
-                and all(k == 1 for k in d.shape[s.dim() :])
-            ):
+            elif d.numel() == s.numel() and d.shape[: s.dim()] == s.shape and all(k == 1 for k in d.shape[s.dim() :]):
                 d.copy_(s.reshape(d.shape))
                 copied.append(name)
             elif (
@@ -262,11 +258,7 @@ def adapt_model(src: nn.Module | None, task: TaskShape, cfg: FinetuneConfig) -> 
 
     mode = cfg.finetune.channels
     if cfg.model == "fno":
-        c = (
-            src.config.in_channels
-            if src is not None and task.channels <= src.config.in_channels
-            else task.channels
-        )
+        c = src.config.in_channels if src is not None and task.channels <= src.config.in_channels else task.channels
         fcfg = FNOConfig(
             ndim=task.ndim,
             in_channels=c,
@@ -322,8 +314,9 @@ def adapt_model(src: nn.Module | None, task: TaskShape, cfg: FinetuneConfig) -> 
             in_timesteps=task.t_in,
         )
     except ValueError as exc:
-        raise DpotError(f"cannot adapt the checkpoint to dataset {task.name!r}: {exc} (data.resolution=[...] "
-                        "resamples the data)") from None
+        raise DpotError(
+            f"cannot adapt the checkpoint to dataset {task.name!r}: {exc} (data.resolution=[...] resamples the data)"
+        ) from None
     model = DPOT(dcfg)
     if cfg.model == "scratch":
         return model, ["DPOT of the checkpoint's architecture, random init (from scratch)"]
@@ -402,8 +395,11 @@ def load_finetune_config(
     return load_config(FinetuneConfig, path, overrides, base=base)
 
 
-def run_finetune(cfg: FinetuneConfig, resume: bool = False) -> FitResult:
-    """Adapt `cfg.init` to the dataset `cfg.data.path` and train into `cfg.out` (or continue that run)."""
+def run_finetune(cfg: FinetuneConfig, resume: bool = False, stop_at: float | None = None) -> FitResult:
+    """Adapt `cfg.init` to the dataset `cfg.data.path` and train into `cfg.out` (or continue that run).
+
+    `stop_at` (a `time.perf_counter()` value): a hard time limit; the run then stops after the current step
+    with a checkpoint, exactly as on SIGTERM (`FitResult.interrupted == "time budget"`)."""
     from dpot.data.format import dataset_dirs, open_split
     from dpot.data.mixture import Mixture
     from dpot.data.windows import TrajectoryDataset, WindowDataset
@@ -423,9 +419,7 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False) -> FitResult:
         )
     dirs = dataset_dirs(cfg.data.path)
     if len(dirs) != 1:
-        raise DpotError(
-            f"--data {cfg.data.path} holds {len(dirs)} datasets; fine-tune on one: --data {dirs[0]}"
-        )
+        raise DpotError(f"--data {cfg.data.path} holds {len(dirs)} datasets; fine-tune on one: --data {dirs[0]}")
     ddir = dirs[0]
     if resume:  # the adapted architecture; the Trainer loads its weights and state
         model = load_model(run_dir / "checkpoint")
@@ -506,7 +500,21 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False) -> FitResult:
         f"{n_train:,} of {sum(p.numel() for p in model.parameters()):,} parameters train; "
         f"{window.n_trajectories} trajectories, {len(window)} windows"
     )
-    return trainer.fit(resume=resume)
+    if stop_at is None:
+        return trainer.fit(resume=resume)
+    import threading
+    import time
+
+    def stop() -> None:
+        trainer._stop = "time budget"  # the Trainer's own stop flag (what its SIGTERM handler sets)
+
+    timer = threading.Timer(max(0.0, stop_at - time.perf_counter()), stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        return trainer.fit(resume=resume)
+    finally:
+        timer.cancel()
 
 
 def finetune(config: FinetuneConfig, resume: bool = False) -> Path:
