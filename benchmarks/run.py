@@ -250,7 +250,8 @@ def section_scaling(d: dict[str, Any]) -> list[str]:
             table(["preset", "params", "grid", "tokens", "step s (best)", "peak MiB", "error"], rows), "",
             table(["preset", "grid", "tokens", "step time", "peak memory"], grow), "",
             "Linear cost in the number of tokens would make the time column equal the tokens column; below it, "
-            "fixed per-step overhead (small models, small grids) still dominates.", ""]
+            "work that does not grow with the grid (the optimiser update and other parameter-sized work of the larger "
+            "presets, per-call overhead at small grids) still dominates.", ""]
 
 
 SECTIONS: list[tuple[str, str, Callable[..., list[str]], str]] = [
