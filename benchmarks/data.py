@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import platform
 import resource
 import shutil
 import tempfile
@@ -30,25 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from dpot import __version__
 from dpot.data import BalancedSampler, DatasetMeta, Mixture, SplitWriter, WindowDataset, collate
 from dpot.io import write_json
+from dpot.machine import machine_info
 
 RES, CHANNELS, FRAMES, T_IN, T_AR, BATCH = 128, 4, 101, 10, 1, 8
-
-
-def machine() -> dict:
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": round(mem, 1), "platform": platform.platform(),
-            "python": platform.python_version(), "torch": torch.__version__, "h5py": h5py.__version__,
-            "torch_threads": torch.get_num_threads(), "dpot": __version__,
-            "loadavg_1min_at_start": os.getloadavg()[0]}
 
 
 def write_file(folder: Path, gb: float) -> Path:
@@ -173,7 +158,7 @@ def main() -> None:
         ref = ReferenceWindows(h5, len(ours.split))
         with h5py.File(h5, "r") as f:
             chunks = list(f["fields"].chunks)
-        results: dict = {"machine": machine(),
+        results: dict = {"machine": machine_info(),
                          "file": {"gib": round(size, 2), "shape": list(ours.split.shape), "chunks": chunks,
                                   "dir": args.dir},
                          "window": {"t_in": T_IN, "t_ar": T_AR, "batch": BATCH}, "runs": []}

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
@@ -30,35 +29,9 @@ from typing import Any
 
 import torch
 
+from dpot.machine import machine_info
+
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def machine(device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Name the machine the numbers come from: CPU model and cores, GPU, torch, threads, load."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(), "platform": platform.platform(),
-            "loadavg_1min_at_start": os.getloadavg()[0]}
-    if torch.device(device).type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
-    return info
-
-
-def machine_label(info: dict[str, Any]) -> str:
-    """One line for tables: the GPU if there was one, else the CPU with cores, threads and load."""
-    if info.get("gpu"):
-        return f"{info['gpu']} (torch {info.get('torch', '?')})"
-    load = info.get("loadavg_1min_at_start", info.get("load_average_start", [None]))
-    load = load[0] if isinstance(load, list) else load
-    threads = info.get("torch_threads")
-    return (f"{info.get('cpu', '?')}, {info.get('cores', info.get('cpu_cores', '?'))} cores"
-            + (f", {threads} torch thread(s)" if threads else "")
-            + (f", load {load:.1f}" if isinstance(load, (int, float)) else ""))
 
 
 def sync(device: torch.device) -> None:
@@ -195,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     frames = args.frames or (4 if args.quick else None)
     repeats = args.repeats or (1 if args.quick else 3)
     names = args.families.split(",") if args.families else list(FAMILIES)
-    info = machine(device)
+    info = machine_info(device)
     out = Path(args.out) if args.out else RESULTS / f"emulator_{'gpu' if device.type == 'cuda' else 'cpu'}.json"
     rows: list[dict[str, Any]] = []
 

@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args._precision:
         sys.path.insert(0, str(HERE))
-        from emulator import machine
+        from dpot.machine import machine_info
 
         q = args.quick
         rows = []
@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    1 if q else 5, args.device, args.reference)
         write_json(out / f"precision_{args.kind}.json",
                    {"benchmark": "precision", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "machine": machine(args.device), "device": args.device, "results": rows})
+                    "machine": machine_info(args.device), "device": args.device, "results": rows})
         return 0
     t_start = time.perf_counter()
     log: list[dict[str, Any]] = []

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,27 +27,10 @@ from pathlib import Path
 import torch
 
 from dpot.io import write_json
+from dpot.machine import machine_info
 from dpot.models import DPOT, preset_config
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def machine_info(device: torch.device) -> dict:
-    """CPU model and cores (and the GPU when used), torch version, load."""
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
-            "load_average_start": list(os.getloadavg())}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def _reset_peak_rss() -> bool:
@@ -290,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info(device)
     results = [bench_preset(name.strip(), args, device) for name in args.presets.split(",") if name.strip()]
     info["load_average_end"] = list(os.getloadavg())
-    print(f"{info.get('gpu', info['cpu'])}, {info['cpu_cores']} cores, torch {info['torch']}, "
+    print(f"{info.get('gpu', info['cpu'])}, {info['cores']} cores, torch {info['torch']}, "
           f"{info['torch_threads']} threads; batch {args.batch}, {args.res}x{args.res}, T_in=10, C=4; "
           f"best of {args.repeats}")
     print_table(results)

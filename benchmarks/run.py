@@ -25,14 +25,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from dpot.machine import machine_label
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
 DOC = ROOT / "docs" / "benchmarks.md"
 PARTS = ("model", "data", "solvers", "train", "emulator", "scaling")
 
-sys.path.insert(0, str(HERE))
-from emulator import machine_label  # noqa: E402  (a sibling script, importable once HERE is on the path)
 
 
 # ------------------------------------------------------------------------------------------------ running

@@ -162,12 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dpot.io import write_json
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from emulator import machine
+    from dpot.machine import machine_info
 
     torch.set_num_threads(args.threads)
     presets = (args.presets or ("demo" if args.quick else "demo,Ti,S")).split(",")
     grids = args.res or ([32, 64] if args.quick else [64, 128, 256])
-    info = machine(args.device)
+    info = machine_info(args.device)
     out = Path(args.out) if args.out else RESULTS / f"scaling_{'gpu' if cuda else 'cpu'}.json"
     rows: list[dict[str, Any]] = []
     for preset in presets:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -25,35 +24,13 @@ from pathlib import Path
 
 import torch
 
-from dpot import __version__
 from dpot.io import write_json
+from dpot.machine import machine_info
 from dpot.solvers.generate import resolve
 from dpot.solvers.presets import PRESETS, DatasetSpec
 from dpot.solvers.registry import FAMILIES
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def machine(device: str) -> dict:
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    info = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "dpot": __version__,
-        "device": device,
-        "loadavg_1min_at_start": os.getloadavg()[0],
-    }
-    if device.startswith("cuda"):
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def preset_settings(family: str) -> DatasetSpec:
@@ -131,7 +108,7 @@ def main() -> None:
             rows.append(row)
             rate = row["seconds_per_trajectory"]
             print(f"{name:24s} {res:4d}^{space}  {row['frames']:4d} frames  {rate:8.3f} s/traj", flush=True)
-    info = machine(args.device)
+    info = machine_info(args.device)
     for row in rows:
         row["loadavg_1min"] = info["loadavg_1min_at_start"]
     kind = "cpu" if args.device == "cpu" else "gpu"

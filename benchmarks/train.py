@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from dpot.machine import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 # preset -> (config file, overrides): Ti at its paper shape (128x128, 4 channels, T_in=10)
@@ -27,25 +28,6 @@ CASES = {
     "demo": ("configs/pretrain/demo.yaml", []),
     "Ti": ("configs/pretrain/ti.yaml", ["data.datasets=[]", "data.weights={}", "data.num_workers=0"]),
 }
-
-
-def machine() -> dict:
-    """Name the machine the numbers come from."""
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def run_case(name: str, data: str, steps: int, warmup: int, batch: int, loader: bool) -> dict:
@@ -155,7 +137,7 @@ def main() -> None:
         from dpot.io import write_json
 
         write_json(out, {"benchmark": "train_accuracy", "run": args.accuracy, "data": args.data,
-                         "rollout_steps": args.rollout, "machine": machine(), "l2re": table})
+                         "rollout_steps": args.rollout, "machine": machine_info(), "l2re": table})
         print(f"wrote {out}")
         return
     if args.case:
@@ -183,7 +165,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     from dpot.io import write_json
 
-    write_json(out, {"benchmark": "train", "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC",
+    write_json(out, {"benchmark": "train", "machine": machine_info(), "date": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                       time.gmtime()),
                      "data": str(args.data), "results": results})
     print(f"wrote {out}")

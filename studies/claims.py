@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -32,6 +31,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from dpot.machine import machine_info, machine_label
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -504,18 +505,6 @@ def plot_all(out: Path, c1: dict, c2: dict, c3: dict, c4: dict,
 
 
 # -------------------------------------------------------------------------------------------------- report
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}"
-
-
 def _table(head: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -767,7 +756,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = persistence(work, s)
     channels = channel_breakdown(work, s)
     plots = plot_all(docs / "results", c1, c2, c3, c4, base)
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(), "jobs": args.jobs,
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine_label(machine_info()),
+            "jobs": args.jobs,
             "wall_seconds": time.perf_counter() - t0, "cpu_seconds": sum(r["cpu_seconds"] for r in results.values()),
             "load_start": load0, "load_end": os.getloadavg()[0],
             "cpu_per_pretrain_step": _per_step(results, "pretrain"),
