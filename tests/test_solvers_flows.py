@@ -41,13 +41,7 @@ def test_cns_trajectories_do_not_depend_on_batching():
     np.testing.assert_allclose(a[1:], b, rtol=1e-5, atol=1e-6)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small grids run fastest (and steadiest on a busy machine) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _density_wave(n: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:

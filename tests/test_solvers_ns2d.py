@@ -13,14 +13,7 @@ from dpot.errors import DpotError
 from dpot.solvers import ns2d_vorticity as ns
 from dpot.solvers.stepping import integrate_frames
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small grids run fastest single-threaded, and threads contend badly on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def grid(res: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,14 +11,7 @@ import torch
 
 from dpot.solvers import ns3d
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small grids run fastest single-threaded, and threads contend badly on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_abc_flow_decays_exactly():

@@ -12,14 +12,7 @@ from scipy.optimize import brentq
 
 from dpot.solvers import shallow_water as sw
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small grids run fastest single-threaded, and threads contend badly on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def stoker(x: np.ndarray, t: float, hl: float, hr: float, g: float = 1.0) -> np.ndarray:
