@@ -16,7 +16,7 @@ import torch
 from dpot.errors import DpotError
 from dpot.solvers.base import Family, SimResult
 from dpot.solvers.spectral import dealias_mask, gaussian_random_field_2d, wavenumbers
-from dpot.solvers.stepping import integrate_frames
+from dpot.solvers.stepping import if_rk4_step, integrate_frames
 
 
 class VorticitySolver:
@@ -67,15 +67,9 @@ class VorticitySolver:
     def step(self, w_hat: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """One integrating-factor RK4 step of size h `(B,)`; diffusion is integrated exactly."""
         h = h.to(device=w_hat.device, dtype=self.dtype).reshape(-1, 1, 1)
-        e2 = torch.exp(-self.nu * self.k2 * (h / 2))
-        e = e2 * e2
-        cached = getattr(self, "_stage", None)
-        k1 = cached[1] if cached is not None and cached[0] is w_hat else self.rhs(w_hat)[0]
-        self._stage = None
-        k2, _ = self.rhs(e2 * (w_hat + (h / 2) * k1))
-        k3, _ = self.rhs(e2 * w_hat + (h / 2) * k2)
-        k4, _ = self.rhs(e * w_hat + h * e2 * k3)
-        return e * w_hat + (h / 6) * (e * k1 + 2 * e2 * (k2 + k3) + k4)
+        cached, self._stage = getattr(self, "_stage", None), None
+        k1 = cached[1] if cached is not None and cached[0] is w_hat else None
+        return if_rk4_step(w_hat, h, self.nu * self.k2, self.rhs, k1)
 
     def run(
         self, w0: torch.Tensor, frames: int, dt: float, name: str = "ns2d_vorticity", start: int = 0

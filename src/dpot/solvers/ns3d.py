@@ -16,7 +16,7 @@ import torch
 from dpot.errors import DpotError
 from dpot.solvers.base import Family, SimResult, trajectory_generator
 from dpot.solvers.spectral import dealias_mask, wavenumbers
-from dpot.solvers.stepping import integrate_frames
+from dpot.solvers.stepping import if_rk4_step, integrate_frames
 
 LENGTH = 2 * math.pi
 
@@ -84,15 +84,9 @@ class VelocitySolver3D:
     def step(self, u_hat: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """Integrating-factor RK4 step of size h `(B,)`; viscosity is integrated exactly."""
         h = h.to(device=u_hat.device, dtype=self.dtype).reshape(-1, 1, 1, 1, 1)
-        e2 = torch.exp(-self.nu * self.k2 * (h / 2))
-        e = e2 * e2
-        cached = self._stage
-        k1 = cached[1] if cached is not None and cached[0] is u_hat else self.rhs(u_hat)[0]
-        self._stage = None
-        k2, _ = self.rhs(e2 * (u_hat + (h / 2) * k1))
-        k3, _ = self.rhs(e2 * u_hat + (h / 2) * k2)
-        k4, _ = self.rhs(e * u_hat + h * e2 * k3)
-        return e * u_hat + (h / 6) * (e * k1 + 2 * e2 * (k2 + k3) + k4)
+        cached, self._stage = self._stage, None
+        k1 = cached[1] if cached is not None and cached[0] is u_hat else None
+        return if_rk4_step(u_hat, h, self.nu * self.k2, self.rhs, k1)
 
     def run(
         self, u0: torch.Tensor, frames: int, dt: float, name: str = "ns3d", start: int = 0
