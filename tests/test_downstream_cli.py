@@ -157,10 +157,12 @@ def test_demo_miniature(tiny, tmp_path):
         "rollout=2", "progress=false", "fno_modes=4", "fno_width=8", "fno_layers=2"])
     text = report.read_text()
     summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
-    assert summary["holdout"] == "ns2d_nu1e-5" and summary["finetune"]["steps"] == summary["pretrain"]["steps"] == 2
+    assert summary["holdout"] == "ns2d_nu1e-5" and summary["pretrain"]["steps"] == 2
+    assert summary["pretrain"]["measured_step_seconds"] > 0
     for label in ("DPOT fine-tuned", "DPOT from scratch", "FNO"):  # the hard time limit stopped each run early
-        assert summary["finetune"][label]["stopped_by_budget"] and summary["finetune"][label]["steps"] == 1
-    assert summary["pretrain"]["measured_step_seconds"] > 0 and summary["finetune"]["measured_step_seconds"] > 0
+        run = summary["finetune"][label]
+        assert run["planned_steps"] == 2 and run["stopped_by_budget"] and run["steps"] == 1
+        assert summary["finetune"]["measured_step_seconds"][label] > 0
     assert summary["family"] == ["ns2d_nu1e-3", "ns2d_nu1e-5"]  # the whole family is held out of pre-training
     assert "shallow_water_2d" in summary["pretrain"]["datasets"]
     assert not {"ns2d_nu1e-3", "ns2d_nu1e-5", "ns3d", "darcy_2d"} & set(summary["pretrain"]["datasets"])

@@ -107,7 +107,8 @@ def _calibration(run_dir: Path, wall: float) -> tuple[float, float]:
 
 
 def _steps_for(plan: DemoPlan, seconds: float, step_s: float, overhead: float) -> int:
-    return max(plan.min_steps, int((seconds - overhead) / step_s))
+    """Steps that fit `seconds` (5 % kept as a margin for jitter), at least `min_steps`."""
+    return max(plan.min_steps, int(0.95 * (seconds - overhead) / step_s))
 
 
 def _family(data_root: Path, holdout: str) -> tuple[Path, list[str], list[str]]:
@@ -226,47 +227,58 @@ def _finetune_cfg(
 def _finetune_all(
     plan: DemoPlan, ckpt: Path, holdout_dir: Path, out: Path, steps: int | None, seconds: float
 ) -> tuple[dict[str, Path], dict[str, Any]]:
-    """Fine-tune DPOT; train DPOT from scratch and the FNO for the same steps on the same trajectories."""
+    """Fine-tune DPOT; train DPOT from scratch and the FNO on the same trajectories with the same budget.
+
+    Budgeting by time (`steps` None), each model gets the same wall-clock share: its step count comes from its
+    own measured step time (so every run completes its learning-rate schedule), with a hard limit as a safety
+    net. With fixed `steps`, all three train exactly that many steps."""
     from dpot.training.finetune import run_finetune
 
-    info: dict[str, Any] = {}
-    end = time.perf_counter() + seconds if steps is None else None  # a hard limit only when budgeting by time
-    if steps is None:
-        t0 = time.perf_counter()
-        calib = out / "calibrate" / "finetune"
-        cfg = _finetune_cfg(plan, ckpt, holdout_dir, calib, "pretrained", plan.calibration_steps, ["train.log_every=1"])
-        run_finetune(cfg)
-        wall = time.perf_counter() - t0
-        step_s, overhead = _calibration(calib, wall)
-        per_run = (seconds - wall) / 3
-        steps = _steps_for(plan, per_run, step_s, overhead)
-        info.update(measured_step_seconds=step_s, measured_overhead_seconds=overhead)
-        _say(
-            f"fine-tuning: {step_s:.3f} s/step + {overhead:.0f} s per run measured -> {steps} steps for "
-            f"{per_run:.0f} s per model"
-        )
     runs = {
         "DPOT fine-tuned": ("finetune", "pretrained"),
         "DPOT from scratch": ("scratch", "scratch"),
         "FNO": ("fno", "fno"),
     }
+    info: dict[str, Any] = {}
+    end = time.perf_counter() + seconds if steps is None else None  # a hard limit only when budgeting by time
+    planned = {label: steps for label in runs}
+    if steps is None:
+        t0 = time.perf_counter()
+        measured = {}
+        for label, (folder, model) in runs.items():
+            calib = out / "calibrate" / folder
+            cfg = _finetune_cfg(plan, ckpt, holdout_dir, calib, model, plan.calibration_steps, ["train.log_every=1"])
+            c0 = time.perf_counter()
+            run_finetune(cfg)
+            measured[label] = _calibration(calib, time.perf_counter() - c0)
+        per_run = (seconds - (time.perf_counter() - t0)) / len(runs)
+        planned = {lab: _steps_for(plan, per_run, *measured[lab]) for lab in runs}
+        info["measured_step_seconds"] = {lab: m[0] for lab, m in measured.items()}
+        info["measured_overhead_seconds"] = {lab: m[1] for lab, m in measured.items()}
+        info["seconds_per_model"] = per_run
+        _say(
+            f"fine-tuning: {per_run:.0f} s per model; measured s/step "
+            + ", ".join(f"{lab} {m[0]:.3f} -> {planned[lab]} steps" for lab, m in measured.items())
+        )
     ckpts: dict[str, Path] = {}
     for i, (label, (folder, model)) in enumerate(runs.items()):
-        _say(f"training {label} ({steps} steps, {plan.n_trajectories} trajectories)")
+        n = planned[label]
+        _say(f"training {label} ({n} steps, {plan.n_trajectories} trajectories)")
         t0 = time.perf_counter()
         stop_at = None if end is None else t0 + max(end - t0, 0.0) / (len(runs) - i)  # this run's share
-        result = run_finetune(_finetune_cfg(plan, ckpt, holdout_dir, out / folder, model, steps), stop_at=stop_at)
+        result = run_finetune(_finetune_cfg(plan, ckpt, holdout_dir, out / folder, model, n), stop_at=stop_at)
         if result.interrupted:
-            _say(f"{label}: stopped by the time budget at step {result.step} of {steps}")
+            _say(f"{label}: stopped by the time budget at step {result.step} of {n}")
         info[label] = {
             "steps": result.step,
+            "planned_steps": n,
             "seconds": time.perf_counter() - t0,
             "final_loss": result.loss,
             "run": str(out / folder),
             "stopped_by_budget": bool(result.interrupted),
         }
         ckpts[label] = out / folder / "checkpoint"
-    info["steps"] = steps
+    info["budget"] = "time" if steps is None else "steps"
     return ckpts, info
 
 
@@ -480,8 +492,13 @@ def demo_markdown(
         f"T_in={pre['t_in']}, config `{pre['config']}`"
         + (f", {pre['measured_step_seconds']:.3f} s/step measured" if "measured_step_seconds" in pre else "")
         + f"; {s['parameters']['DPOT pre-trained']:,} parameters.",
-        f"- Fine-tuning budget (the same for all three): {ft['steps']} steps of batch "
-        f"{s['plan']['finetune_batch']} on the first {s['plan']['n_trajectories']} training trajectories "
+        (
+            f"- Fine-tuning budget: the same wall-clock time for each of the three (~{ft['seconds_per_model']:.0f} s;"
+            " steps sized per model from its measured step time, see the table)"
+            if ft["budget"] == "time"
+            else f"- Fine-tuning budget: the same {ft['DPOT fine-tuned']['planned_steps']} steps for each of the three"
+        )
+        + f", batch {s['plan']['finetune_batch']}, the first {s['plan']['n_trajectories']} training trajectories "
         f"of `{holdout}`, lr {s['plan']['finetune_lr']}, input noise κ={s['plan']['finetune_noise']} (rms).",
         "- Evaluation: auto-regressive rollout from the first T_in frames of every test trajectory, at the "
         "native grid; L2RE = the paper's relative L2 over the whole rollout (per channel, averaged).",
@@ -545,6 +562,11 @@ def demo_markdown(
     return "\n".join(lines)
 
 
+def _budget(s: dict[str, Any]) -> str:
+    ft = s["finetune"]
+    return "wall-clock time" if ft["budget"] == "time" else f"{ft['DPOT fine-tuned']['planned_steps']} steps"
+
+
 def conclusions(
     s: dict[str, Any], zs: dict[str, dict[str, dict]], ho: dict[str, dict[str, dict]], holdout: str
 ) -> list[str]:
@@ -557,9 +579,8 @@ def conclusions(
     if ft is not None and sc is not None:
         if ft < sc:
             out.append(
-                f"Pre-training helped: with the same {s['finetune']['steps']} steps and "
-                f"{s['plan']['n_trajectories']} trajectories, fine-tuned DPOT's L2RE is {sc / ft:.2f}x lower "
-                "than DPOT trained from scratch."
+                f"Pre-training helped: with the same {_budget(s)} and {s['plan']['n_trajectories']} trajectories, "
+                f"fine-tuned DPOT's L2RE is {sc / ft:.2f}x lower than DPOT trained from scratch."
             )
         else:
             out.append(
