@@ -121,6 +121,22 @@ def test_stop_and_resume_equals_straight_run(corpus, straight, tmp_path):
     assert [r["loss"] for r in metrics(run)] == [r["loss"] for r in metrics(straight)]
 
 
+
+def test_time_limit_stops_with_a_resumable_checkpoint(corpus, straight, tmp_path):
+    """`stop_at` in the past: one step, a checkpoint, and a resume that ends where a straight run does."""
+    import time
+
+    from dpot.training import load_pretrain_config, run_pretrain
+
+    run = tmp_path / "run"
+    cfg = load_pretrain_config(TINY, [f"data.root={corpus}", "train.max_steps=12", "train.checkpoint_every=3",
+                                      *QUICK, f"out={run}"])
+    result = run_pretrain(cfg, stop_at=time.perf_counter())
+    assert result.interrupted == "time budget" and result.step == 1
+    assert pretrain("--resume", run, "train.max_steps=12") == 0
+    ref, got = weights(straight), weights(run)
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+
 def _launch(corpus, run, *extra):
     import subprocess
     import sys

@@ -151,7 +151,8 @@ def _pretrain(
         *plan.pretrain_overrides,
     ]
     info: dict[str, Any] = {"config": str(path), "datasets": pretrain_sets, "excluded": exclude}
-    if steps is None:
+    calibrated = steps is None
+    if calibrated:
         calib = out / "calibrate" / "pretrain"
         cfg = load_pretrain_config(
             path,
@@ -184,7 +185,10 @@ def _pretrain(
         ],
     )
     t0 = time.perf_counter()
-    result = run_pretrain(replace(cfg, out=str(out / "pretrain")))
+    # a calibrated step count fits the budget; the time limit holds it if the machine slows down afterwards
+    # (a spent budget still trains min_steps: the later phases need a pre-trained model)
+    stop_at = t0 + seconds if calibrated and steps > plan.min_steps else None
+    result = run_pretrain(replace(cfg, out=str(out / "pretrain")), stop_at=stop_at)
     info.update(
         steps=result.step,
         seconds=time.perf_counter() - t0,

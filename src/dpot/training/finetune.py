@@ -500,21 +500,7 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, stop_at: float | Non
         f"{n_train:,} of {sum(p.numel() for p in model.parameters()):,} parameters train; "
         f"{window.n_trajectories} trajectories, {len(window)} windows"
     )
-    if stop_at is None:
-        return trainer.fit(resume=resume)
-    import threading
-    import time
-
-    def stop() -> None:
-        trainer._stop = "time budget"  # the Trainer's own stop flag (what its SIGTERM handler sets)
-
-    timer = threading.Timer(max(0.0, stop_at - time.perf_counter()), stop)
-    timer.daemon = True
-    timer.start()
-    try:
-        return trainer.fit(resume=resume)
-    finally:
-        timer.cancel()
+    return trainer.fit(resume=resume, stop_at=stop_at)
 
 
 def finetune(config: FinetuneConfig, resume: bool = False) -> Path:

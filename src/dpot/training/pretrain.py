@@ -138,8 +138,9 @@ def load_pretrain_config(path: str | os.PathLike | None = None, overrides: list[
     return load_config(PretrainConfig, path, overrides)
 
 
-def run_pretrain(cfg: PretrainConfig, resume: bool = False) -> FitResult:
-    """Pre-train (or continue) the run described by `cfg`; returns what the trainer did."""
+def run_pretrain(cfg: PretrainConfig, resume: bool = False, stop_at: float | None = None) -> FitResult:
+    """Pre-train (or continue) the run described by `cfg`; returns what the trainer did. `stop_at`: an optional
+    `time.perf_counter()` deadline (see `Trainer.fit`)."""
     if not cfg.out:
         raise DpotError("no run directory: pass --out RUN_DIR (or out=RUN_DIR)")
     run_dir = Path(cfg.out)
@@ -158,7 +159,7 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False) -> FitResult:
     trainer = Trainer(model, mixture, cfg.train, cfg.optim, run_dir, config=to_dict(cfg),
                       eval_sets=build_eval_sets(cfg, mixture), extra=extra, balanced=cfg.data.balanced,
                       num_workers=cfg.data.num_workers)
-    return trainer.fit(resume=resume)
+    return trainer.fit(resume=resume, stop_at=stop_at)
 
 
 def pretrain(config: PretrainConfig, resume: bool = False) -> Path:

@@ -371,8 +371,11 @@ class Trainer:
     def _on_signal(self, signum, frame) -> None:
         self._stop = signal.Signals(signum).name
 
-    def fit(self, resume: bool = False) -> FitResult:
-        """Train up to `train.max_steps` (continuing from `RUN/checkpoint` if `resume`)."""
+    def fit(self, resume: bool = False, stop_at: float | None = None) -> FitResult:
+        """Train up to `train.max_steps` (continuing from `RUN/checkpoint` if `resume`).
+
+        `stop_at` (a `time.perf_counter()` value) is a time limit: the run then stops as on SIGTERM, after the
+        current step, with a checkpoint, and can be resumed."""
         cfg = self.cfg
         self._setup(resume)
         main = self.env.is_main
@@ -400,6 +403,8 @@ class Trainer:
         t0, samples0 = time.perf_counter(), 0
         try:
             while self.step < cfg.max_steps:
+                if stop_at is not None and self._stop is None and time.perf_counter() >= stop_at:
+                    self._stop = "time budget"  # set before the step, whose all-reduce tells every rank
                 lr = apply_schedule(self.optimizer, self.ocfg, self.step, self.total)
                 loss, sums, counts, ok = self._train_step(batches)
                 self.step += 1
