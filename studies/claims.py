@@ -430,6 +430,16 @@ def claim_balanced(s: Scale, res: dict[str, dict]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------------- plots
+def _save(fig, out: Path, name: str) -> str:
+    """Lay out, write `out/name` as PNG and close the figure; returns the name."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=110)
+    plt.close(fig)
+    return name
+
+
 def plot_all(out: Path, c1: dict, c2: dict, c3: dict, c4: dict,
              base: dict[str, dict[str, float]] | None = None) -> list[str]:
     """Four PNGs under `out`; returns their file names."""
@@ -450,10 +460,7 @@ def plot_all(out: Path, c1: dict, c2: dict, c3: dict, c4: dict,
         ax.set_yscale("log")
         ax.set_title(f"{metric.replace('_', '-')} L2RE vs training noise")
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    names.append("denoising.png")
-    fig.savefig(out / names[-1], dpi=110)
-    plt.close(fig)
+    names.append(_save(fig, out, "denoising.png"))
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     shots = [r["shots"] for r in c2["rows"]]
@@ -468,10 +475,7 @@ def plot_all(out: Path, c1: dict, c2: dict, c3: dict, c4: dict,
     ax.set_ylabel("rollout L2RE")
     ax.set_title(f"{HOLDOUT}: data efficiency")
     ax.legend(fontsize=8, framealpha=0.6)
-    fig.tight_layout()
-    names.append("pretraining.png")
-    fig.savefig(out / names[-1], dpi=110)
-    plt.close(fig)
+    names.append(_save(fig, out, "pretraining.png"))
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     p = [r["params"] for r in c3["rows"]]
@@ -484,10 +488,7 @@ def plot_all(out: Path, c1: dict, c2: dict, c3: dict, c4: dict,
     ax.set_xlabel("parameters")
     ax.set_ylabel("mean zero-shot L2RE")
     ax.legend(fontsize=8, framealpha=0.6)
-    fig.tight_layout()
-    names.append("scaling.png")
-    fig.savefig(out / names[-1], dpi=110)
-    plt.close(fig)
+    names.append(_save(fig, out, "scaling.png"))
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     x = list(range(len(c4["rows"])))
@@ -497,10 +498,7 @@ def plot_all(out: Path, c1: dict, c2: dict, c3: dict, c4: dict,
     ax.set_xticks(x, [r["dataset"] for r in c4["rows"]], fontsize=8)
     ax.set_ylabel("rollout L2RE")
     ax.legend(fontsize=8, framealpha=0.6)
-    fig.tight_layout()
-    names.append("sampling.png")
-    fig.savefig(out / names[-1], dpi=110)
-    plt.close(fig)
+    names.append(_save(fig, out, "sampling.png"))
     return names
 
 
