@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from dpot.errors import DpotError
 from dpot.models import DPOT, DPOTConfig, count_parameters, preset_config
 from dpot.models.layers import GroupNormCL, SpectralMixer
 from dpot.models.presets import REFERENCE_PARAMS
@@ -38,7 +39,7 @@ def test_config_roundtrip_and_validation():
     assert DPOTConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.img_size == (64, 64, 64) and cfg.patch_hidden_dim == 4 * 8 + 4
     assert cfg.faithful and not cfg.replace(channel_mask=True).faithful
-    with pytest.raises(ValueError, match="unknown DPOT config keys"):
+    with pytest.raises(DpotError, match="unknown DPOT config keys"):
         DPOTConfig.from_dict({"embed_dims": 3})
     with pytest.raises(ValueError, match="divisible by patch_size"):
         DPOTConfig(img_size=30)

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
+
+from dpot.errors import DpotError
 
 TIME_AGG_TYPES = ("exp_mlp", "mlp")
+C = TypeVar("C")
+
+
+def config_from_dict(cls: type[C], d: dict[str, Any], kind: str) -> C:
+    """Model config `cls` from a checkpoint's dict; unknown keys (a newer or foreign checkpoint) name themselves."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise DpotError(f"unknown {kind} config keys {unknown}; known keys: {sorted(known)}")
+    return cls(**d)
 
 
 @dataclass
@@ -119,11 +131,7 @@ class DPOTConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DPOTConfig:
         """Inverse of `to_dict`; unknown keys are an error naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown DPOT config keys {unknown}; known keys: {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "DPOT")
 
     def replace(self, **overrides: Any) -> DPOTConfig:
         """Copy with some fields changed (validated like a new config)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from torch import nn
 
 from dpot.errors import DpotError
 from dpot.io import atomic_path, write_json
+from dpot.models.config import config_from_dict
 
 
 @dataclass
@@ -56,11 +57,7 @@ class FNOConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FNOConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise DpotError(f"unknown FNO config keys {unknown}; known keys: {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "FNO")
 
 
 class FNOBaseline(nn.Module):
