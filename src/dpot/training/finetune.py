@@ -298,8 +298,8 @@ def adapt_model(src: nn.Module | None, task: TaskShape, cfg: FinetuneConfig) -> 
     if task.channels > scfg.in_channels and mode == "auto":
         raise DpotError(
             f"dataset {task.name!r} has {task.channels} channels but the checkpoint takes {scfg.in_channels}; "
-            "set finetune.channels=widen (keep the pre-trained channels, add new ones) or "
-            "finetune.channels=reinit (new embedding and head)"
+            "set finetune.channels=reinit (new embedding and head: for fields other than the checkpoint's) or "
+            "finetune.channels=widen (its first channels are the checkpoint's fields, plus new ones)"
         )
     if mode == "reinit":
         chans = task.channels
