@@ -104,7 +104,8 @@ def _fake_results(s) -> dict:
         out[j.key] = {"job": claims._job_dict(j), "steps": s.pretrain_steps, "final_loss": base, "params": 1000,
                       "eval": ev, "cpu_seconds": 1.0, "train_seconds": 1.0}
     for j in ft:
-        v = {"pretrained": 0.1, "scratch": 0.2, "fno": 0.3}[j.model] / j.shots + 0.001 * j.seed
+        v = {"pretrained": 0.1, "pretrained_reinit": 0.08, "scratch": 0.2, "fno": 0.3}[j.model] / j.shots
+        v += 0.001 * j.seed
         out[j.key] = {"job": claims._job_dict(j), "steps": s.finetune_steps, "final_loss": v, "params": 2000,
                       "eval": {claims.HOLDOUT: {"rollout": v, "one_step": v / 5, "last_step": v, "steps": 3,
                                                 "per_step": [v]}}, "cpu_seconds": 1.0, "train_seconds": 1.0}
@@ -118,7 +119,7 @@ def test_claims_report_from_synthetic_results(tmp_path):
         claims.parse_args(["--jobs", "0"])
     s = claims.SCALES["smoke"]
     pre, ft = claims.plan_jobs(s)
-    assert len({j.key for j in pre}) == len(pre) and len(ft) == 3 * len(s.shots) * s.shot_seeds
+    assert len({j.key for j in pre}) == len(pre) and len(ft) == len(claims.FT_MODELS) * len(s.shots) * s.shot_seeds
     res = _fake_results(s)
     c1, c2, c3, c4 = (claims.claim_denoising(s, res), claims.claim_pretraining(s, res),
                       claims.claim_scaling(s, res), claims.claim_balanced(s, res))
@@ -127,8 +128,13 @@ def test_claims_report_from_synthetic_results(tmp_path):
     meta = {"date": "today", "machine": "Test CPU", "jobs": 1, "wall_seconds": 60.0, "cpu_seconds": 60.0,
             "load_start": 1.0, "load_end": 1.0, "cpu_per_pretrain_step": 0.03, "cpu_per_finetune_step": 0.04}
     base = {d: {"rollout": 0.25, "one_step": 0.05} for d in [*claims.pretrain_sets(), claims.HOLDOUT]}
-    channels = {"pretrained": {"h": 0.5, "u": 0.2}, "scratch": {"h": 0.1, "u": 0.2}, "fno": {"h": 0.1, "u": 0.1}}
+    channels = {"pretrained": {"h": 0.5, "u": 0.2}, "pretrained_reinit": {"h": 0.05, "u": 0.3},
+                "scratch": {"h": 0.1, "u": 0.2}, "fno": {"h": 0.1, "u": 0.1}}
     md = claims.report("smoke", s, meta, c1, c2, c3, c4, ["a.png", "b.png", "c.png", "d.png"], base, channels)
-    assert "| DPOT fine-tuned | 0.500 | 0.200 |" in md and "largest excess over scratch is on `h`" in md
-    assert "4 of 4 claims agree" in md and "| 1 | 0.100 | 0.200 | 0.300 | 2.00× | 0.020 | 0.040 | 0.060 |" in md
+    assert "| DPOT fine-tuned, widen | 0.500 | 0.200 |" in md
+    assert "widen: largest ratio to scratch on `h` (0.500 vs 0.100, 5.00×)" in md
+    assert "reinit: largest ratio to scratch on `u` (0.300 vs 0.200, 1.50×)" in md
+    assert "| 1 | 0.100 | 0.080 | 0.200 | 0.300 | 0.020 | 0.016 | 0.040 | 0.060 |" in md
+    assert "4 of 4 claims agree" in md and "**agrees** with widen and reinit." in md
+    assert "The best DPOT beats the FNO baseline" in md and "More data barely helps" not in md
     assert "beats repeating the last frame on 3 of 3 datasets" in md
