@@ -342,7 +342,7 @@ def build_markdown(results: Path, quick: bool = False) -> str:
         "| `python benchmarks/run.py --quick` | smoke run at tiny sizes into a temporary folder |",
         "| `python benchmarks/gpu.py [--reference PATH]` | every GPU figure in one run (< 8 min), then this page |",
         "| `python benchmarks/gpu.py --device cpu --quick --out-dir DIR` | the GPU script's code paths on a CPU |",
-        "| `python studies/claims.py` | the paper's claims at CPU scale, `docs/results.md` (~45 min on 2 idle "
+        "| `python studies/claims.py` | the paper's claims at CPU scale, `docs/results.md` (~1 h on 2 idle "
         "cores; `--scale small`: ~10 min) |",
         "",
         *targets(results),

@@ -1,6 +1,6 @@
 """The paper's four claims at CPU scale; regenerates `docs/results.md` and `docs/results/*.png` from scratch.
 
-    python studies/claims.py                 # --scale full: ~45 min on 2 idle cores (the committed docs/results.md)
+    python studies/claims.py                 # --scale full: ~1 h on 2 idle cores (the committed docs/results.md)
     python studies/claims.py --scale small   # ~10 min: shorter training, fewer data sizes, no L size
 
 1. Denoising: pre-train with input noise kappa in {0, small, medium, large} (`train.noise_mode=rms`, the
@@ -68,6 +68,7 @@ class Scale:
     shots: tuple[int, ...]  # fine-tuning trajectories (claim 2)
     shot_seeds: int
     t_in: int = 10
+    long_finetune_steps: int = 0  # claim 2 again at the largest n with this many steps (0 = not run)
 
 
 SIZES_SMALL = (("XS", (("embed_dim", 32), ("depth", 2), ("n_blocks", 4))),
@@ -77,14 +78,14 @@ SCALES: dict[str, Scale] = {
     # a plumbing check (a minute or two): every code path, numbers meaningless
     "smoke": Scale(res=16, frames=13, n_train=8, n_train_small=2, n_test=2, batch=4, pretrain_steps=3,
                    finetune_steps=2, noise_levels=(0.0, 0.02, 0.2, 2.0), seeds=1, sizes=SIZES_SMALL[:3],
-                   shots=(1, 4), shot_seeds=1),
+                   shots=(1, 4), shot_seeds=1, long_finetune_steps=4),
     "small": Scale(res=32, frames=30, n_train=32, n_train_small=4, n_test=8, batch=8, pretrain_steps=600,
                    finetune_steps=300, noise_levels=(0.0, 0.02, 0.2, 2.0), seeds=3, sizes=SIZES_SMALL,
-                   shots=(2, 8, 32), shot_seeds=3),
+                   shots=(2, 8, 32), shot_seeds=3, long_finetune_steps=900),
     "full": Scale(res=32, frames=30, n_train=64, n_train_small=8, n_test=16, batch=8, pretrain_steps=4000,
                   finetune_steps=1500, noise_levels=(0.0, 0.02, 0.2, 2.0), seeds=3,
                   sizes=(*SIZES_SMALL, ("L", (("embed_dim", 256), ("depth", 4), ("n_blocks", 8)))),
-                  shots=(2, 4, 8, 16, 32, 64), shot_seeds=3),
+                  shots=(2, 4, 8, 16, 32, 64), shot_seeds=3, long_finetune_steps=4500),
 }
 
 
@@ -156,12 +157,24 @@ def plan_jobs(s: Scale) -> tuple[list[Job], list[Job]]:
     ft = []
     for n in s.shots:  # claim 2
         for seed in range(s.shot_seeds):
-            for label, (model, channels) in FT_MODELS.items():
-                over = (f"model={model}", f"train.max_steps={s.finetune_steps}", f"train.n_trajectories={n}",
-                        f"train.batch_size={s.batch}", f"train.seed={seed}", f"finetune.channels={channels}",
-                        f"optim.warmup={max(1, s.finetune_steps // 10)}")
-                ft.append(Job(f"ft_{label}_n{n}_s{seed}", "finetune", over, seed, label, base, n))
+            for label in FT_MODELS:
+                ft.append(finetune_job(s, label, n, seed, base, s.finetune_steps))
+    if s.long_finetune_steps:  # is a gap between the contenders a matter of training length?
+        for seed in range(s.shot_seeds):
+            for label in ("pretrained_reinit", "scratch", "fno"):
+                ft.append(finetune_job(s, label, max(s.shots), seed, base, s.long_finetune_steps))
     return list(pre.values()), ft
+
+
+def finetune_job(s: Scale, label: str, n: int, seed: int, init: str, steps: int) -> Job:
+    """Claim 2's run of contender `label` on the first n held-out trajectories; a longer run is tagged `long`."""
+    model, channels = FT_MODELS[label]
+    over = (f"model={model}", f"train.max_steps={steps}", f"train.n_trajectories={n}",
+            f"train.batch_size={s.batch}", f"train.seed={seed}", f"finetune.channels={channels}",
+            f"optim.warmup={max(1, steps // 10)}")
+    if steps == s.finetune_steps:
+        return Job(f"ft_{label}_n{n}_s{seed}", "finetune", over, seed, label, init, n)
+    return Job(f"ft_{label}_n{n}_{steps}steps_s{seed}", "finetune", over, seed, label, init, n, info={"long": True})
 
 
 def _job_dict(job: Job) -> dict[str, Any]:
@@ -362,7 +375,7 @@ def claim_pretraining(s: Scale, res: dict[str, dict]) -> dict[str, Any]:
     for n in s.shots:
         row = {"shots": n}
         for model in FT_MODELS:
-            runs = _sel(res, kind="finetune", model=model, shots=n)
+            runs = _sel(res, kind="finetune", model=model, shots=n, long=None)
             row[model] = mean_std([r["eval"][HOLDOUT]["rollout"] for r in runs])
             row[f"{model}_one_step"] = mean_std([r["eval"][HOLDOUT]["one_step"] for r in runs])
             row["n"] = len(runs)
@@ -402,7 +415,15 @@ def claim_pretraining(s: Scale, res: dict[str, dict]) -> dict[str, Any]:
            f"{' and '.join(FT_SHORT[m] for m in agreeing)}"
            + ("" if len(agreeing) == 2 else " only") + "." if agree else "**does not agree** at this scale.")
     )
-    return {"rows": rows, "agree": agree, "agreeing": agreeing, "flat": flat, "verdict": verdict}
+    long = {}
+    if s.long_finetune_steps:
+        for model in ("pretrained_reinit", "scratch", "fno"):
+            runs = _sel(res, kind="finetune", model=model, long=True)
+            long[model] = mean_std([r["eval"][HOLDOUT]["rollout"] for r in runs])
+            long[f"{model}_one_step"] = mean_std([r["eval"][HOLDOUT]["one_step"] for r in runs])
+            long[f"{model}_seconds"] = mean_std([r["train_seconds"] for r in runs])[0]
+            long["n"] = len(runs)
+    return {"rows": rows, "agree": agree, "agreeing": agreeing, "flat": flat, "verdict": verdict, "long": long}
 
 
 def claim_scaling(s: Scale, res: dict[str, dict]) -> dict[str, Any]:
@@ -556,7 +577,7 @@ def report(scale_name: str, s: Scale, meta: dict[str, Any], c1: dict, c2: dict, 
     n_seed = c1["rows"][0]["n"]
     other = ("`--scale small` is a ~10-minute version (600/300 steps, fewer data sizes, no `L` size)"
              if scale_name == "full" else
-             "`--scale full` trains longer, with more seeds, sizes and data sizes (≈ 45 min on 2 idle "
+             "`--scale full` trains longer, with more seeds, sizes and data sizes (≈ 1 h on 2 idle "
              "cores; see the end)")
     busy = max(meta["load_start"], meta["load_end"]) > os.cpu_count() + 0.5
     params = sorted(r["params"] for r in c3["rows"])
@@ -654,6 +675,7 @@ def report(scale_name: str, s: Scale, meta: dict[str, Any], c1: dict, c2: dict, 
            f"{base[HOLDOUT]['one_step']:.3f}).", ""] if base else []),
         f"![pre-training](results/{plots[1]})", "", c2["verdict"], "",
         *(channel_lines(channels, s) if channels else []),
+        *(long_lines(c2, s) if c2.get("long") else []),
         "## 3. Zero-shot error against model size",
         "",
         f"Same data, κ={BASE_NOISE}, {s.pretrain_steps} steps, seed 0; sizes are the `demo` preset with other "
@@ -722,6 +744,19 @@ def report(scale_name: str, s: Scale, meta: dict[str, Any], c1: dict, c2: dict, 
     return "\n".join(lines)
 
 
+def long_lines(c2: dict, s: Scale) -> list[str]:
+    """Claim 2 at the largest n with longer training: is a gap between the contenders one of training length?"""
+    lg, last = c2["long"], c2["rows"][-1]
+    names = ("pretrained_reinit", "scratch", "fno")
+    rows = [[f"{s.finetune_steps} (above)", *[fmt(*last[m], last["n"]) for m in names],
+             *[fmt(*last[f"{m}_one_step"], last["n"]) for m in names]],
+            [str(s.long_finetune_steps), *[fmt(*lg[m], lg["n"]) for m in names],
+             *[fmt(*lg[f"{m}_one_step"], lg["n"]) for m in names]]]
+    return [f"Training length (n={max(s.shots)}, {lg['n']} seed(s); rollout L2RE, then one-step):", "",
+            _table(["fine-tuning steps", *[FT_LABELS[m] for m in names], *[f"1-step {FT_SHORT[m]}" for m in names]],
+                   rows), ""]
+
+
 def fno_gap(c2: dict) -> str:
     """The FNO baseline against the best DPOT on the held-out family (not one of the four claims, but the
     comparison a reader looks for)."""
@@ -731,11 +766,19 @@ def fno_gap(c2: dict) -> str:
     head = (f"The FNO baseline beats every DPOT on `{HOLDOUT}` at n = {', '.join(map(str, wins))} "
             f"(best DPOT rollout L2RE / FNO's: {min(ratios):.1f}–{max(ratios):.1f}×)" if wins else
             f"The best DPOT beats the FNO baseline on `{HOLDOUT}` at every n")
-    return (head + ". The paper's DPOT beats the FNO on its fine-tuning benchmarks (Table 3); this study does not "
-            "test why it does not here. Candidates: the 32² grid (patch 4 leaves DPOT an 8×8 token grid, while "
-            "the FNO keeps all 32² points and 12 modes), the short training, or the missing input noise during "
-            "fine-tuning (the demo, at 64² with noise and more pre-training data, has fine-tuned DPOT ahead of the "
-            "FNO in two of its three recorded runs: docs/downstream.md).")
+    text = head + ". The paper's DPOT beats the FNO on its fine-tuning benchmarks (Table 3)."
+    lg = c2.get("long")
+    if lg and wins:
+        best = min(("pretrained_reinit", "scratch"), key=lambda m: lg[m][0])
+        last = c2["rows"][-1]
+        before = min(last[m][0] for m in ("pretrained_reinit", "scratch")) / last["fno"][0]
+        after = lg[best][0] / lg["fno"][0]
+        text += (f" Training longer at the largest n (table above) {'narrows' if after < before else 'widens'} the "
+                 f"gap from {before:.1f}× to {after:.1f}× (best DPOT, {FT_SHORT[best]}: {lg[best][0]:.3f}; FNO "
+                 f"{lg['fno'][0]:.3f}). "
+                 f"One long run took {lg[best + '_seconds']:.0f} s for DPOT and {lg['fno_seconds']:.0f} s for the "
+                 "FNO on one thread.")
+    return text
 
 
 def trivial_bar(c1: dict, c2: dict, base: dict[str, dict[str, float]], s: Scale) -> str:
@@ -787,7 +830,7 @@ def _earlier_run(path: Path, scale: str, results: dict[str, dict]) -> dict[str, 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", choices=list(SCALES), default="full",
-                   help="full: ~45 min on 2 idle cores (docs/results.md); small: ~10 min; smoke: plumbing")
+                   help="full: ~1 h on 2 idle cores (docs/results.md); small: ~10 min; smoke: plumbing")
     p.add_argument("--work", help="runs and per-run results (default runs/claims-<scale>)")
     p.add_argument("--docs", default=str(DOCS), help="where results.md and results/ go (default docs/)")
     p.add_argument("--jobs", type=int, default=2, help="parallel training processes, 1 torch thread each")

@@ -119,7 +119,8 @@ def test_claims_report_from_synthetic_results(tmp_path):
         claims.parse_args(["--jobs", "0"])
     s = claims.SCALES["smoke"]
     pre, ft = claims.plan_jobs(s)
-    assert len({j.key for j in pre}) == len(pre) and len(ft) == len(claims.FT_MODELS) * len(s.shots) * s.shot_seeds
+    assert len({j.key for j in pre}) == len(pre)
+    assert len(ft) == (len(claims.FT_MODELS) * len(s.shots) + 3) * s.shot_seeds  # + 3 longer runs per seed
     res = _fake_results(s)
     c1, c2, c3, c4 = (claims.claim_denoising(s, res), claims.claim_pretraining(s, res),
                       claims.claim_scaling(s, res), claims.claim_balanced(s, res))
@@ -137,4 +138,5 @@ def test_claims_report_from_synthetic_results(tmp_path):
     assert "| 1 | 0.100 | 0.080 | 0.200 | 0.300 | 0.020 | 0.016 | 0.040 | 0.060 |" in md
     assert "4 of 4 claims agree" in md and "**agrees** with widen and reinit." in md
     assert "The best DPOT beats the FNO baseline" in md and "More data barely helps" not in md
+    assert "| 4 | 0.020 | 0.050 | 0.075 |" in md  # the longer runs at the largest n (the fake ignores steps)
     assert "beats repeating the last frame on 3 of 3 datasets" in md
