@@ -438,12 +438,17 @@ def claim_scaling(s: Scale, res: dict[str, dict]) -> dict[str, Any]:
     rows.sort(key=lambda r: r["params"])
     losses = [r["rollout"] for r in rows]
     monotone = all(a > b for a, b in zip(losses, losses[1:]))
+    loss_falls = all(a["final_loss"] > b["final_loss"] for a, b in zip(rows, rows[1:]))
+    one_step = [r["one_step"] for r in rows]
     agree = monotone
     verdict = (
         "Mean zero-shot rollout L2RE by size: " + ", ".join(f"{r['size']} ({r['params']:,}) {r['rollout']:.3f}"
                                                              for r in rows)
         + f"; {'falls monotonically' if monotone else 'does not fall monotonically'} with size at a fixed "
-        f"{s.pretrain_steps}-step budget. Paper (Fig. 3: 0.06 at 7M to 0.028 at 500M, trained to convergence): "
+        f"{s.pretrain_steps}-step budget (the final training loss falls "
+        f"{'monotonically' if loss_falls else 'unevenly'}; the mean one-step error spans {min(one_step):.3f}–"
+        f"{max(one_step):.3f}" + (", so the gain is mostly in rollout stability" if max(one_step) < 1.2 * min(one_step)
+                                  else "") + "). Paper (Fig. 3: 0.06 at 7M to 0.028 at 500M, trained to convergence): "
         + ("**agrees**." if agree else "**does not agree** at this scale.")
     )
     return {"rows": rows, "agree": agree, "verdict": verdict}
@@ -462,13 +467,15 @@ def claim_balanced(s: Scale, res: dict[str, dict]) -> dict[str, Any]:
     helps_small = small["balanced"][0] < small["uniform"][0]
     avg_b = statistics.fmean(r["balanced"][0] for r in rows)
     avg_u = statistics.fmean(r["uniform"][0] for r in rows)
+    worse = [f"`{r['dataset']}`" for r in rows if r is not small and r["uniform"][0] < r["balanced"][0]]
     agree = helps_small
     clear = agree and small["n"] > 1 and _separated(small["balanced"], small["uniform"])
     verdict = (
         f"On the under-represented `{SMALL_SET}` ({s.n_train_small} vs {s.n_train} trajectories) balanced "
         f"sampling gives {small['balanced'][0]:.3f} vs uniform {small['uniform'][0]:.3f}"
         f"{' (beyond the seed spread)' if clear else ''}; mean over the three sets {avg_b:.3f} vs {avg_u:.3f}. "
-        "Paper (App. B.8: FNO-1e-5 0.0976 balanced vs 0.177 equal): "
+        + (f"The price: uniform sampling is better on {', '.join(worse)}, the sets it samples more. " if worse else "")
+        +         "Paper (App. B.8: FNO-1e-5 0.0976 balanced vs 0.177 equal): "
         + ("**agrees**." if clear else "**agrees in direction only** (within the seed spread)." if agree
            else "**does not agree** at this scale.")
     )
