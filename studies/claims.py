@@ -2,6 +2,7 @@
 
     python studies/claims.py                 # --scale full: ~1 h on 2 idle cores (the committed docs/results.md)
     python studies/claims.py --scale small   # ~10 min: shorter training, fewer data sizes, no L size
+    python studies/claims.py --report-only   # seconds: rebuild the page and plots from docs/results/claims.json
 
 1. Denoising: pre-train with input noise kappa in {0, small, medium, large} (`train.noise_mode=rms`, the
    paper's eps 0 / 5e-5 / 5e-4 / 5e-3 at 128^2 x 10 frames); one-step and full-rollout L2RE per dataset.
@@ -591,7 +592,8 @@ def report(scale_name: str, s: Scale, meta: dict[str, Any], c1: dict, c2: dict, 
     lines = [
         "# Results: the paper's claims at CPU scale",
         "",
-        f"Regenerate with `python studies/claims.py --scale {scale_name}` (this file and `docs/results/`); "
+        f"Regenerate with `python studies/claims.py --scale {scale_name}` (this file and `docs/results/`; "
+        "`--report-only` rebuilds them from the raw numbers in `docs/results/claims.json` in seconds); "
         f"{other}. This run: scale `{scale_name}`, {meta['date']}, {meta['machine']}, "
         f"{meta['jobs']} processes × 1 torch thread, wall {meta['wall_seconds'] / 60:.0f} min"
         + (f" over {meta['invocations']} calls (later calls added runs)" if meta.get("invocations", 1) > 1 else "")
@@ -842,14 +844,44 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--docs", default=str(DOCS), help="where results.md and results/ go (default docs/)")
     p.add_argument("--jobs", type=int, default=2, help="parallel training processes, 1 torch thread each")
     p.add_argument("--fresh", action="store_true", help="delete the work folder first")
+    p.add_argument("--report-only", action="store_true",
+                   help="no training: rebuild results.md and the plots from DOCS/results/claims.json")
     args = p.parse_args(argv)
     if args.jobs < 1:
         p.error("--jobs must be >= 1")
     return args
 
 
+def analyse(scale_name: str, meta: dict[str, Any], results: dict[str, dict], base: dict | None,
+            channels: dict | None, docs: Path) -> tuple[dict[str, Any], str]:
+    """(claims.json content, results.md text) from the runs' results; writes the plots under `docs/results`."""
+    s = SCALES[scale_name]
+    c1, c2, c3, c4 = (claim_denoising(s, results), claim_pretraining(s, results), claim_scaling(s, results),
+                      claim_balanced(s, results))
+    (docs / "results").mkdir(parents=True, exist_ok=True)
+    plots = plot_all(docs / "results", c1, c2, c3, c4, base)
+    data = {"scale": scale_name, "settings": asdict(s), "meta": meta,
+            "claims": {"denoising": c1, "pretraining": c2, "scaling": c3, "balanced": c4},
+            "repeat_last_frame": base, "holdout_per_channel": channels, "runs": results}
+    return data, report(scale_name, s, meta, c1, c2, c3, c4, plots, base, channels)
+
+
+def write_outputs(docs: Path, data: dict[str, Any], md: str) -> None:
+    from dpot.io import write_json, write_text
+
+    write_json(docs / "results" / "claims.json", data)
+    write_text(docs / "results.md", md)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    docs = Path(args.docs)
+    if args.report_only:
+        old = json.loads((docs / "results" / "claims.json").read_text())
+        write_outputs(docs, *analyse(old["scale"], old["meta"], old["runs"], old["repeat_last_frame"],
+                                     old["holdout_per_channel"], docs))
+        _say(f"rebuilt {docs / 'results.md'} from {docs / 'results' / 'claims.json'}")
+        return 0
     s = SCALES[args.scale]
     work = Path(args.work or ROOT / "runs" / f"claims-{args.scale}")
     if args.fresh and work.exists():
@@ -864,13 +896,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     reused_all = len(stored(pre + ft, work)) == len(pre) + len(ft)
     results = run_all(pre, work, s, args.jobs)
     results.update(run_all(ft, work, s, args.jobs))
-    c1, c2, c3, c4 = (claim_denoising(s, results), claim_pretraining(s, results), claim_scaling(s, results),
-                      claim_balanced(s, results))
-    docs = Path(args.docs)
-    (docs / "results").mkdir(parents=True, exist_ok=True)
     base = persistence(work, s)
     channels = channel_breakdown(work, s)
-    plots = plot_all(docs / "results", c1, c2, c3, c4, base)
     cpu = machine_label({**machine_info(), "torch_threads": None, "loadavg_1min_at_start": None})  # load: below
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": cpu,
             "jobs": args.jobs,
@@ -884,14 +911,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif earlier:  # this call added runs to an earlier one's: count both calls' wall time
         meta.update(wall_seconds=meta["wall_seconds"] + earlier["wall_seconds"], load_start=earlier["load_start"],
                     invocations=earlier.get("invocations", 1) + 1)
-    from dpot.io import write_json, write_text
-
-    write_json(docs / "results" / "claims.json",
-               {"scale": args.scale, "settings": asdict(s), "meta": meta,
-                "claims": {"denoising": c1, "pretraining": c2, "scaling": c3, "balanced": c4},
-                "repeat_last_frame": base, "holdout_per_channel": channels,
-                "runs": results})
-    write_text(docs / "results.md", report(args.scale, s, meta, c1, c2, c3, c4, plots, base, channels))
+    write_outputs(docs, *analyse(args.scale, meta, results, base, channels, docs))
     _say(f"wrote {docs / 'results.md'} in {meta['wall_seconds'] / 60:.1f} min")
     return 0 if all(math.isfinite(r["final_loss"] or 0.0) for r in results.values()) else 1
 
