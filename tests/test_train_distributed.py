@@ -10,8 +10,9 @@ from pathlib import Path
 import torch
 from test_train_loop import QUICK, TINY, make_corpus, metrics, weights
 
-# FSDP2 over gloo on CPUs occasionally aborts a worker in C++ teardown *after* the run finished and its
-# checkpoint was written ("terminate called without an active exception"); the tests check the results.
+# gloo on CPUs (seen with FSDP2 and, once, DDP) occasionally aborted a worker in C++ teardown *after* the run
+# finished and its checkpoint was written ("terminate called without an active exception"). `dpot.cli.entry` now
+# ends torchrun workers with os._exit, skipping that teardown; the tests still tolerate it and check the results.
 EXIT_ABORT = "terminate called without an active exception"
 
 
@@ -29,14 +30,14 @@ def test_ddp_two_ranks_shard_the_sampler_and_resume(tmp_path):
     corpus = make_corpus(tmp_path / "data")
     run = tmp_path / "run"
     torchrun("--config", TINY, "--out", str(run), f"data.root={corpus}", "train.max_steps=3",
-             "train.checkpoint_every=2", "train.batch_size=4", *QUICK)
+             "train.checkpoint_every=2", "train.batch_size=4", *QUICK, tolerate_exit_abort=True)
     state = torch.load(run / "checkpoint" / "training_state.pt", weights_only=True)
     assert state["world_size"] == 2 and state["step"] == 3
     assert [s["rank"] for s in state["sampler"]] == [0, 1]
     assert [s["position"] for s in state["sampler"]] == [12, 12]  # 3 steps x 4 samples on each rank
     assert not torch.equal(state["rng"][0]["noise"], state["rng"][1]["noise"])  # independent noise per rank
     before = weights(run)
-    proc = torchrun("--resume", str(run), "train.max_steps=5")
+    proc = torchrun("--resume", str(run), "train.max_steps=5", tolerate_exit_abort=True)
     assert [line for line in proc.stdout.splitlines() if line.startswith("step ")] == \
         [line for line in proc.stdout.splitlines() if line.startswith("step 5: loss")]  # one report
     assert proc.stdout.count("step 5: loss") == 1  # only rank 0 reports

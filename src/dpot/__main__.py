@@ -1,5 +1,3 @@
-import sys
+from dpot.cli import entry
 
-from dpot.cli import main
-
-sys.exit(main())
+entry()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from dpot.errors import DpotError
@@ -58,5 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     return int(code or 0)
 
 
+def entry() -> None:
+    """The `dpot` console command: `main`, then exit. A torchrun worker exits without interpreter finalisation,
+    where gloo's threads can abort a run that already finished and saved (docs/training.md)."""
+    code = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
