@@ -11,6 +11,13 @@ TIME_AGG_TYPES = ("exp_mlp", "mlp")
 C = TypeVar("C")
 
 
+def require_positive(config: Any, names: tuple[str, ...]) -> None:
+    """ValueError naming the first of `names` whose value on `config` is below 1."""
+    for name in names:
+        if int(getattr(config, name)) < 1:
+            raise ValueError(f"{type(config).__name__}.{name} must be >= 1, got {getattr(config, name)}")
+
+
 def config_from_dict(cls: type[C], d: dict[str, Any], kind: str) -> C:
     """Model config `cls` from a checkpoint's dict; unknown keys (a newer or foreign checkpoint) name themselves."""
     known = {f.name for f in fields(cls)}
@@ -60,20 +67,8 @@ class DPOTConfig:
                 f"DPOTConfig.img_size {list(size)} must have ndim={self.ndim} entries (or be one int)"
             )
         self.img_size = size
-        for name in (
-            "patch_size",
-            "in_channels",
-            "out_channels",
-            "in_timesteps",
-            "out_timesteps",
-            "embed_dim",
-            "depth",
-            "n_blocks",
-            "out_layer_dim",
-            "n_cls",
-        ):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"DPOTConfig.{name} must be >= 1, got {getattr(self, name)}")
+        require_positive(self, ("patch_size", "in_channels", "out_channels", "in_timesteps", "out_timesteps",
+                                "embed_dim", "depth", "n_blocks", "out_layer_dim", "n_cls"))
         if any(s % self.patch_size for s in size):
             raise ValueError(
                 f"DPOTConfig.img_size {list(size)} must be divisible by patch_size={self.patch_size}"

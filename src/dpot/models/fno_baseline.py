@@ -19,7 +19,7 @@ from torch import nn
 
 from dpot.errors import DpotError
 from dpot.io import atomic_path, write_json
-from dpot.models.config import config_from_dict
+from dpot.models.config import config_from_dict, require_positive
 
 
 @dataclass
@@ -40,17 +40,8 @@ class FNOConfig:
     def __post_init__(self) -> None:
         if self.ndim not in (1, 2, 3):
             raise ValueError(f"FNOConfig.ndim must be 1, 2 or 3, got {self.ndim}")
-        for name in (
-            "in_channels",
-            "out_channels",
-            "in_timesteps",
-            "out_timesteps",
-            "modes",
-            "width",
-            "n_layers",
-        ):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"FNOConfig.{name} must be >= 1, got {getattr(self, name)}")
+        require_positive(self, ("in_channels", "out_channels", "in_timesteps", "out_timesteps", "modes", "width",
+                                "n_layers"))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
