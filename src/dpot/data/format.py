@@ -256,14 +256,19 @@ class Split:
         return state
 
 
+def _has_split(folder: Path) -> bool:
+    return any((folder / f"{s}.h5").is_file() for s in SPLITS)
+
+
 def dataset_dirs(root: str | os.PathLike) -> list[Path]:
-    """The dataset folders under `root` (a folder with a train.h5), or `root` itself if it is one; sorted by name."""
+    """The dataset folders under `root` (a folder with a split file, train.h5 or, for an evaluation-only
+    dataset, test.h5), or `root` itself if it is one; sorted by name."""
     root = Path(root)
     if not root.exists():
         raise DpotError(f"{root}: no such directory")
-    if (root / "train.h5").is_file():
+    if _has_split(root):
         return [root]
-    found = sorted(p for p in root.iterdir() if (p / "train.h5").is_file())
+    found = sorted(p for p in root.iterdir() if p.is_dir() and _has_split(p))
     if not found:
         raise DpotError(f"{root}: no canonical datasets found (expected <name>/train.h5 folders; "
                         "create some with `dpot generate` or `dpot convert`)")
@@ -271,7 +276,15 @@ def dataset_dirs(root: str | os.PathLike) -> list[Path]:
 
 
 def open_split(dataset_dir: str | os.PathLike, split: str = "train") -> Split:
-    """Open `dataset_dir/<split>.h5`."""
+    """Open `dataset_dir/<split>.h5`; a dataset without that split (e.g. an evaluation-only one opened for
+    training) is one error naming the missing split."""
     if split not in SPLITS:
         raise DpotError(f"unknown split {split!r}; use one of {SPLITS}")
-    return Split(Path(dataset_dir) / f"{split}.h5")
+    folder = Path(dataset_dir)
+    path = folder / f"{split}.h5"
+    have = [s for s in SPLITS if (folder / f"{s}.h5").is_file()]
+    if not path.is_file() and have:
+        hint = (" (an evaluation-only dataset: use it with `dpot evaluate`, or convert a training file with "
+                "train=FILE)" if split == "train" else "")
+        raise DpotError(f"dataset {folder.name!r} ({folder}) has no {split!r} split, only {', '.join(have)}{hint}")
+    return Split(path)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from dpot.data.format import SPLITS, DatasetMeta
-from dpot.data.importers.common import ConvertOptions, Part, Plan, parse_split
+from dpot.data.importers.common import WHOLE, ConvertOptions, Part, Plan, carve, parse_split
 from dpot.errors import DpotError
 
 PROBLEMS = {  # problem -> (boundary per axis (x, y), time between frames in seconds, from CFDBench's loaders)
@@ -130,6 +130,8 @@ def build(src: Path, opts: ConvertOptions) -> Plan:
 
 def carve_cases(case_parts: list[Part], split: str) -> dict[str, list[Part]]:
     """Split by case: --split counts cases, each case contributing all its windows to one split."""
+    if split == WHOLE:
+        return carve(case_parts, split)
     bounds = np.cumsum([0, *parse_split(split, len(case_parts))])
     return {s: case_parts[lo:hi] for s, lo, hi in zip(SPLITS, bounds[:-1], bounds[1:])}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from dpot.errors import DpotError
 from dpot.io import atomic_path
 
 BLOCK_BYTES = 1 << 26  # trajectories are read and written in blocks of at most ~64 MiB
+WHOLE = "whole"  # `split` value for one file of a split-files conversion: every trajectory goes to train
 
 
 @dataclass
@@ -150,9 +152,8 @@ def params_from_name(stem: str, names: dict[str, str]) -> dict[str, float]:
     return out
 
 
-def parse_split(text: str, n: int) -> list[int]:
-    """`--split`: three fractions summing to 1 (e.g. 0.8,0.1,0.1) or three counts (e.g. 1000,100,100);
-    trajectories are assigned in source order: train first, then val, then test."""
+def _split_values(text: str) -> tuple[list[float], bool]:
+    """`--split` as three numbers and whether they are fractions (summing to 1) rather than counts."""
     try:
         vals = [float(v) for v in text.split(",")]
     except ValueError:
@@ -161,14 +162,23 @@ def parse_split(text: str, n: int) -> list[int]:
         raise DpotError(f"bad --split {text!r}: give three fractions (0.8,0.1,0.1) or three counts "
                         "(1000,100,100)")
     if abs(sum(vals) - 1.0) < 1e-6:
+        return vals, True
+    if all(v == int(v) for v in vals):
+        return vals, False
+    raise DpotError(f"bad --split {text!r}: fractions must sum to 1, counts must be whole numbers")
+
+
+def parse_split(text: str, n: int) -> list[int]:
+    """`--split`: three fractions summing to 1 (e.g. 0.8,0.1,0.1) or three counts (e.g. 1000,100,100);
+    trajectories are assigned in source order: train first, then val, then test."""
+    vals, fractions = _split_values(text)
+    if fractions:
         n_train, n_val = round(vals[0] * n), round(vals[1] * n)
         counts = [n_train, n_val, n - n_train - n_val]
-    elif all(v == int(v) for v in vals):
+    else:
         counts = [int(v) for v in vals]
         if sum(counts) > n:
             raise DpotError(f"--split {text} asks for {sum(counts)} trajectories but the source has {n}")
-    else:
-        raise DpotError(f"bad --split {text!r}: fractions must sum to 1, counts must be whole numbers")
     for name, c in zip(SPLITS, counts):
         if c < 1:
             raise DpotError(f"--split {text} leaves split {name!r} empty ({n} trajectories in the source); "
@@ -177,9 +187,15 @@ def parse_split(text: str, n: int) -> list[int]:
 
 
 def carve(parts: Sequence[Part], split: str) -> dict[str, list[Part]]:
-    """Assign the concatenated trajectories of `parts` to train/val/test by `--split`, in order."""
-    n = sum(p.n for p in parts)
-    counts = parse_split(split, n)
+    """Assign the concatenated trajectories of `parts` to train/val/test by `--split`, in order (`WHOLE`: all
+    to train)."""
+    if split == WHOLE:
+        return {"train": list(parts), "val": [], "test": []}
+    return assign(parts, parse_split(split, sum(p.n for p in parts)))
+
+
+def assign(parts: Sequence[Part], counts: Sequence[int]) -> dict[str, list[Part]]:
+    """The first counts[0] trajectories of `parts` to train, the next counts[1] to val, then counts[2] to test."""
     out: dict[str, list[Part]] = {}
     bounds = np.cumsum([0, *counts])
     offsets = np.cumsum([0, *(p.n for p in parts)])
@@ -190,6 +206,29 @@ def carve(parts: Sequence[Part], split: str) -> dict[str, list[Part]]:
             if a < b:
                 out[s].append(p.slice(int(a - po), int(b - po)))
     return out
+
+
+def carve_from_train(parts: Sequence[Part], split: str, missing: Sequence[str]) -> dict[str, list[Part]]:
+    """Split files: each split in `missing` (val and/or test) takes its `--split` share of the train file's
+    trajectories (fractions are of the train file), from its end; train keeps the rest."""
+    n = sum(p.n for p in parts)
+    vals, fractions = _split_values(split)
+    counts = [0] + [(round(v * n) if fractions else int(v)) if s in missing else 0
+                    for s, v in zip(SPLITS[1:], vals[1:])]
+    for s, c in zip(SPLITS[1:], counts[1:]):
+        if s in missing and c < 1:
+            raise DpotError(f"--split {split} carves no {s!r} trajectories from the {n} of the train file; give "
+                            f"{s}=FILE or a larger --split share")
+    counts[0] = n - sum(counts)
+    if counts[0] < 1:
+        raise DpotError(f"--split {split} carves {sum(counts[1:])} trajectories for {', '.join(missing)} but the "
+                        f"train file has only {n}")
+    return assign(parts, counts)
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr (conversion goes on)."""
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def parse_names(text: str | None) -> list[str] | None:
@@ -258,8 +297,9 @@ def apply_overrides(plan: Plan, opts: ConvertOptions) -> Plan:
 
 
 def write_plan(plan: Plan, out: str | Path, overwrite: bool = False, progress: bool = True) -> Path:
-    """Stream every split of `plan` into `out/<name>/{train,val,test}.h5`; the folder appears only when all
-    splits are complete, so a failure (bad values, unreadable source) leaves no partial output."""
+    """Stream every split of `plan` into `out/<name>/{train,val,test}.h5` (an evaluation-only plan has no train
+    and writes only the splits it holds); the folder appears only when all splits are complete, so a failure
+    (bad values, unreadable source) leaves no partial output."""
     from tqdm import tqdm
 
     meta = plan.meta
@@ -269,15 +309,16 @@ def write_plan(plan: Plan, out: str | Path, overwrite: bool = False, progress: b
     if target.exists() and not overwrite:
         raise DpotError(f"{target} already exists; pass --overwrite to replace it or --name to pick another "
                         "name")
-    for s in SPLITS:
+    names = [s for s in SPLITS if s in plan.splits]
+    for s in names if "train" not in names else SPLITS:
         if not plan.splits.get(s) or sum(p.n for p in plan.splits[s]) < 1:
             raise DpotError(f"{meta.name}: split {s!r} would be empty; adjust --split")
     block = max(1, BLOCK_BYTES // max(plan.sample_bytes(), 1))
-    total = sum(p.n for s in SPLITS for p in plan.splits[s])
+    total = sum(p.n for s in names for p in plan.splits[s])
     with atomic_path(target) as tmp, tqdm(total=total, desc=f"convert {meta.name}", unit="traj",
                                           disable=not progress) as bar:
         tmp.mkdir()
-        for s in SPLITS:
+        for s in names:
             parts = plan.splits[s]
             n = sum(p.n for p in parts)
             with SplitWriter(tmp / f"{s}.h5", meta, n, plan.frame_shape, inputs_shape=plan.inputs_shape,
