@@ -201,3 +201,52 @@ def test_1d_cfd_transmissive_and_name_numbers(tmp_path):
     assert m.channels == ["Vx", "density", "pressure"] and m.boundary == ["open"]
     assert m.params["eta"] == 1e-8 and m.params["zeta"] == 1e-8
     np.testing.assert_array_equal(d["train"]["fields"][..., 2], data["pressure"][:8])
+
+
+def test_seed_group_without_data_is_an_error(tmp_path, capsys):
+    src = tmp_path / "2D_diff-react_NA_NA.h5"
+    _seed_file(src, 4, (3, 6, 6, 2), 1.0, -1.0, 1.0)
+    with h5py.File(src, "a") as f:
+        del f["0002/data"]  # an interrupted download: the group is there, its data is not
+    assert_fails(capsys, "pdebench", src, "--out", tmp_path / "out", "--split", "2,1,1",
+                 match="seed group 0002 has no `data` array")
+    assert not (tmp_path / "out").exists()
+
+
+def test_variables_file_missing_a_variable_is_an_error(tmp_path, capsys):
+    src = tmp_path / "2D_CFD_Rand_M0.1_Eta0.01_Zeta0.01_periodic_128_Train.hdf5"
+    _cfd(src, 2)
+    with h5py.File(src, "a") as f:
+        del f["Vy"]
+    assert_fails(capsys, "pdebench", src, "--out", tmp_path / "out", match="variable Vy missing from this 2D file")
+    # choosing variables explicitly still works
+    assert run_convert("pdebench", src, "--out", tmp_path / "out", "--channels", "Vx,density,pressure") == 0
+
+
+def test_coordinates_must_match_the_data_axes(tmp_path, capsys):
+    src = tmp_path / "1D_Advection_Sols_beta0.1.hdf5"
+    with h5py.File(src, "w") as f:
+        f["tensor"] = np.ones((10, 4, 16), np.float32)
+        f["x-coordinate"] = np.linspace(0, 1, 15)
+        f["t-coordinate"] = np.linspace(0, 1, 5)
+    assert_fails(capsys, "pdebench", src, "--out", tmp_path / "o", match="x-coordinate has 15 points but the data "
+                 "axis it labels has 16")
+    seeds = tmp_path / "2D_rdb_NA_NA.h5"
+    _seed_file(seeds, 4, (5, 8, 8, 1), 1.0, -2.5, 2.5)
+    with h5py.File(seeds, "a") as f:
+        del f["0000/grid/t"]
+        f["0000/grid/t"] = np.linspace(0, 1, 9)
+    assert_fails(capsys, "pdebench", seeds, "--out", tmp_path / "o", "--split", "2,1,1",
+                 match="0000/grid/t has 9 entries but the data has 5 frames")
+
+
+def test_missing_time_coordinate_warns_dt_one(tmp_path, capsys):
+    src = tmp_path / "1D_Burgers_Sols_Nu0.1.hdf5"
+    with h5py.File(src, "w") as f:
+        f["tensor"] = np.ones((10, 4, 16), np.float32)
+    assert run_convert("pdebench", src, "--out", tmp_path / "out") == 0
+    err = capsys.readouterr().err
+    assert "no time coordinate; dt = 1.0" in err
+    assert read_dataset(tmp_path / "out" / "1D_Burgers_Sols_Nu0.1")["meta"].dt == 1.0
+    assert run_convert("pdebench", src, "--out", tmp_path / "out", "--overwrite", "--dt", "0.01") == 0
+    assert "dt = 1.0" not in capsys.readouterr().err

@@ -23,6 +23,7 @@ from dpot.data.importers.common import (
     h5_get,
     h5_open,
     params_from_name,
+    warn,
 )
 from dpot.errors import DpotError
 
@@ -101,6 +102,7 @@ def _arrays(f, path: Path, opts: ConvertOptions) -> Plan:
                             "and "
                             f"{sol.shape}")
         ndim = nu.ndim - 1
+        _check_coords(coords, COORDS, nu.shape[1:], path)
         meta = DatasetMeta(name=stem, pde="darcy", channels=["u"], input_channels=["nu"], steady=True,
                            space=["x", "y", "z"][:ndim], domain=_domains(coords, ndim),
                            boundary=["dirichlet"] * ndim, params=params, source=str(path))
@@ -117,6 +119,12 @@ def _arrays(f, path: Path, opts: ConvertOptions) -> Plan:
         renamable = True
     else:
         present = [v for v in VARIABLES if v in f]
+        ndim = f[present[0]].ndim - 2
+        expected = ["Vx", "Vy", "Vz"][:max(ndim, 1)] + ["density", "pressure"]
+        lacking = [v for v in expected if v not in f]
+        if lacking and not opts.channels:
+            raise DpotError(f"{path}: variable {', '.join(lacking)} missing from this {ndim}D file (found: "
+                            f"{', '.join(present)}); pass --channels to convert only some variables")
         names = opts.channels or present
         missing = [v for v in names if v not in f]
         if missing:
@@ -133,7 +141,8 @@ def _arrays(f, path: Path, opts: ConvertOptions) -> Plan:
     if len(shape) < 3:
         raise DpotError(f"{path}: {names[0]} has shape {shape}; expected (N, T, X[, Y[, Z]])")
     ndim = len(shape) - 2
-    dt = dt_from_times(f["t-coordinate"], f"{path}: t-coordinate") if "t-coordinate" in f else 1.0
+    _check_coords(coords, COORDS, shape[2:], path)
+    dt = _dt(f["t-coordinate"] if "t-coordinate" in f else None, shape[1], f"{path}: t-coordinate", opts)
     meta = DatasetMeta(name=stem, pde=pde, channels=list(names), space=["x", "y", "z"][:ndim],
                        domain=_domains(coords, ndim), boundary=[boundary] * ndim, dt=dt, params=params,
                        source=str(path))
@@ -143,6 +152,27 @@ def _arrays(f, path: Path, opts: ConvertOptions) -> Plan:
 
     return Plan(meta, {"all": [Part(shape[0], read, str(path))]}, frame_shape=(*shape[1:], len(dsets)),
                 channels_renamable=renamable)
+
+
+def _check_coords(coords: list[np.ndarray], names, space_shape: tuple[int, ...], path: Path) -> None:
+    """Each coordinate array must have one entry per point of the data axis it labels."""
+    for c, name, n in zip(coords, names, space_shape):
+        if c.shape[-1] != n:
+            raise DpotError(f"{path}: {name} has {c.shape[-1]} points but the data axis it labels has {n}; the "
+                            "file is inconsistent")
+
+
+def _dt(t, n_frames: int, where: str, opts: ConvertOptions) -> float:
+    """Time step from a time coordinate of T (or T+1 cell edges) entries; without one, dt = 1.0 with a warning
+    (unless --dt is given)."""
+    if t is None:
+        if opts.dt is None:
+            warn(f"{where.split(': ')[0]}: no time coordinate; dt = 1.0 (pass --dt to set the physical step)")
+        return 1.0
+    if t.shape[-1] not in (n_frames, n_frames + 1):
+        raise DpotError(f"{where} has {t.shape[-1]} entries but the data has {n_frames} frames; the file is "
+                        "inconsistent")
+    return dt_from_times(t, where)
 
 
 def _domains(coords: list[np.ndarray], ndim: int) -> list[list[float]]:
@@ -161,7 +191,12 @@ SEED_FILES = {
 
 def _seeds(f, path: Path, opts: ConvertOptions) -> Plan:
     stem = _name(path)
-    seeds = sorted(k for k in f.keys() if "data" in f[k])
+    seeds = sorted(f.keys())
+    lacking = [k for k in seeds if not hasattr(f[k], "keys") or "data" not in f[k]]
+    if lacking:
+        raise DpotError(f"{path}: seed group {lacking[0]} has no `data` array"
+                        f"{f' ({len(lacking)} groups lack it)' if len(lacking) > 1 else ''}; the file is "
+                        "incomplete")
     first = f[seeds[0]]
     data = first["data"]
     if data.ndim < 3:
@@ -176,7 +211,8 @@ def _seeds(f, path: Path, opts: ConvertOptions) -> Plan:
                         f"({', '.join(channels)}) for this file")
     grid = first["grid"] if "grid" in first else {}
     coords = [np.asarray(grid[a]) for a in "xyz"[:ndim] if a in grid]
-    dt = dt_from_times(grid["t"], f"{path}: {seeds[0]}/grid/t") if "t" in grid else 1.0
+    _check_coords(coords, [f"{seeds[0]}/grid/{a}" for a in "xyz"], data.shape[1:-1], path)
+    dt = _dt(grid["t"] if "t" in grid else None, data.shape[0], f"{path}: {seeds[0]}/grid/t", opts)
     meta = DatasetMeta(name=stem, pde=pde, channels=list(channels), space=["x", "y", "z"][:ndim],
                        domain=_domains(coords, ndim), boundary=[boundary] * ndim, dt=dt,
                        params={"file": path.name, **phys}, source=str(path))
@@ -193,7 +229,7 @@ def _ns_incom(f, path: Path, opts: ConvertOptions) -> Plan:
     if vel.ndim != 5 or vel.shape[-1] != 2 or part.shape != (*vel.shape[:-1], 1):
         raise DpotError(f"{path}: expected velocity (N, T, X, Y, 2) and particles (N, T, X, Y, 1), found "
                         f"{vel.shape} and {part.shape}")
-    dt = dt_from_times(f["t"], f"{path}: t") if "t" in f else 1.0
+    dt = _dt(f["t"] if "t" in f else None, vel.shape[1], f"{path}: t", opts)
     meta = DatasetMeta(name=_name(path), pde="ns2d_incompressible", channels=["vx", "vy", "particles"],
                        space=["x", "y"], domain=[[0.0, 1.0], [0.0, 1.0]], boundary=["wall", "wall"], dt=dt,
                        params={"file": path.name, "forcing": "per-trajectory `force` field, not stored"},
