@@ -19,7 +19,8 @@ from dpot.data.importers.common import WHOLE, ConvertOptions, Part, Plan, carve,
 from dpot.errors import DpotError
 
 X_AXES = {2: "n x", 3: "n x y", 4: "n c x y", 5: "n c x y z"}  # x's axes by rank (channel squeezed when 1)
-# file-name prefix (darcy_*, burgers_*, nsforcing_*) -> (pde, input channel, target channel, boundary) for the examples neuraloperator ships
+# file-name prefix (darcy_*, burgers_*, nsforcing_*) -> (pde, input channel, target channel, boundary) for the
+# examples neuraloperator ships
 KNOWN = {
     "darcy": ("darcy", "a", "u", "dirichlet"),
     "burgers": ("burgers", "u0", "u", "periodic"),
