@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dpot.data.format import SPLITS, DatasetMeta
+from dpot.data.format import DatasetMeta
 from dpot.data.importers.arrays import Container, Stacked, parse_layout
 from dpot.data.importers.common import WHOLE, ConvertOptions, Part, Plan, carve, carve_from_train, warn
 from dpot.errors import DpotError
@@ -51,7 +51,7 @@ def build(src: Path, opts: ConvertOptions) -> Plan:
         files = _folder_files(src)
         plans = {s: _file_plan(p, opts) for s, p in files.items()}
         plan = plans["train"]
-        train = [p for s in SPLITS for p in plan.splits[s]]
+        train = plan.splits["train"]
         if opts.split == WHOLE:
             plan.splits = carve(train + plans["test"].splits["train"], WHOLE)
         else:
