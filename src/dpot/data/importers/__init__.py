@@ -61,7 +61,10 @@ def _plan_split_files(fmt: str, files: dict[str, Path], opts: ConvertOptions) ->
     unknown = [s for s in files if s not in SPLITS]
     if unknown or not files:
         raise DpotError(f"unknown split {unknown[0] if unknown else ''!r}; name files train=, val= or test=")
-    built = {s: _build(fmt, files[s], replace(opts, split=WHOLE)) for s in SPLITS if s in files}
+    given = [s for s in SPLITS if s in files]
+    # metadata comes from the first file: the others are read with a dt set, so a missing time step warns once
+    built = {s: _build(fmt, files[s], replace(opts, split=WHOLE, dt=opts.dt if s == given[0] else opts.dt or 1.0))
+             for s in given}
     first_split, first = next(iter(built.items()))
     for s, p in built.items():
         if p.meta.steady != first.meta.steady or p.meta.channels != first.meta.channels or (
