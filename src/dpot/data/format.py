@@ -284,7 +284,8 @@ def open_split(dataset_dir: str | os.PathLike, split: str = "train") -> Split:
     path = folder / f"{split}.h5"
     have = [s for s in SPLITS if (folder / f"{s}.h5").is_file()]
     if not path.is_file() and have:
-        hint = (" (an evaluation-only dataset: use it with `dpot evaluate`, or convert a training file with "
-                "train=FILE)" if split == "train" else "")
-        raise DpotError(f"dataset {folder.name!r} ({folder}) has no {split!r} split, only {', '.join(have)}{hint}")
+        hint = ("; an evaluation-only dataset: use it with `dpot evaluate`, or convert a training file with "
+                "train=FILE" if split == "train" else "")
+        raise DpotError(f"{path}: no such dataset file (dataset {folder.name!r} has no {split!r} split, only "
+                        f"{', '.join(have)}{hint})")
     return Split(path)
