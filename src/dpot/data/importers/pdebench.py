@@ -47,8 +47,7 @@ def _layout(f, path: Path) -> str:
         return "ns-incom"
     if "tensor" in keys or keys & set(VARIABLES):
         return "arrays"
-    first = sorted(keys)[0] if keys else None
-    if first is not None and hasattr(f[first], "keys") and "data" in f[first]:
+    if any(hasattr(f[k], "keys") and "data" in f[k] for k in keys):
         return "seeds"
     raise DpotError(f"{path}: not a PDEBench file (expected `tensor`, variables {', '.join(VARIABLES)}, "
                     "seed groups 0000/data, or velocity+particles); found keys: "
