@@ -210,9 +210,12 @@ def test_seed_group_without_data_is_an_error(tmp_path, capsys):
         del f["0002/data"]  # an interrupted download: the group is there, its data is not
     assert_fails(capsys, "pdebench", src, "--out", tmp_path / "out", "--split", "2,1,1",
                  match="seed group 0002 has no `data` array")
-    with h5py.File(src, "a") as f:
-        del f["0000/data"]
-    assert_fails(capsys, "pdebench", src, "--out", tmp_path / "out", "--split", "2,1,1",
+    first = tmp_path / "sub" / "2D_diff-react_NA_NA.h5"
+    first.parent.mkdir()
+    _seed_file(first, 4, (3, 6, 6, 2), 1.0, -1.0, 1.0)
+    with h5py.File(first, "a") as f:
+        del f["0000/data"], f["0003/data"]
+    assert_fails(capsys, "pdebench", first, "--out", tmp_path / "out", "--split", "2,1,1",
                  match="seed group 0000 has no `data` array (2 groups lack it)")
     assert not (tmp_path / "out").exists()
 
