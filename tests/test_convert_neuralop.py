@@ -85,3 +85,14 @@ def test_refuses_pickled_objects_and_bad_shapes(tmp_path, capsys):
     nokey = tmp_path / "nokey.pt"
     torch.save({"a": torch.ones(4, 8)}, nokey)
     assert_fails(capsys, "neuralop", nokey, "--out", tmp_path / "o", match="key 'x' missing")
+
+
+def test_layout_overrides_the_rank_rule(tmp_path):
+    # 1D with two channels kept, (N, C, X): rank 3 would read as (N, X, Y) without --layout
+    src = tmp_path / "pair.pt"
+    x, y = save(src, torch.randn(10, 2, 12), torch.randn(10, 2, 12))
+    assert run_convert("neuralop", src, "--out", tmp_path / "out", "--layout", "n c x", "--pde", "advection") == 0
+    d = read_dataset(tmp_path / "out" / "pair")
+    assert d["meta"].space == ["x"] and d["meta"].input_channels == ["x0", "x1"] and d["meta"].pde == "advection"
+    np.testing.assert_array_equal(d["train"]["inputs"][0], x[0].T)
+    np.testing.assert_array_equal(d["test"]["targets"][0], y[9].T)
