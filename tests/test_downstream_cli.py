@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from dpot.cli import main
+from dpot.config import PRESETS
 
-PRETRAIN = ["--config", "configs/pretrain/tiny.yaml"]
+PRETRAIN = ["--config", "tiny"]
 QUIET = ["train.progress=false", "train.log_every=1"]
 
 
@@ -152,7 +153,7 @@ def test_demo_miniature(tiny, tmp_path):
 
     report = run_demo(tmp_path / "demo", data=tiny, overrides=[
         # a spent budget: pre-training calibrates then trains min_steps; fine-tuning runs hit the hard time limit
-        "holdout=ns2d_nu1e-5", "pretrain_config=configs/pretrain/tiny.yaml", "budget_seconds=0",
+        "holdout=ns2d_nu1e-5", f"pretrain_config={PRESETS / 'pretrain' / 'tiny.yaml'}", "budget_seconds=0",
         "eval_reserve_seconds=0", "min_steps=2", "calibration_steps=3", "n_trajectories=2", "eval_trajectories=1",
         "rollout=2", "progress=false", "fno_modes=4", "fno_width=8", "fno_layers=2"])
     text = report.read_text()

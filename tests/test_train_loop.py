@@ -46,8 +46,7 @@ def make_corpus(root: Path, res: int = 16, frames: int = 12, n_train: int = 8, n
     return root
 
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = str(ROOT / "configs" / "pretrain" / "tiny.yaml")
+TINY = "tiny"  # the packaged preset
 QUICK = ["train.eval_trajectories=1", "train.eval_steps=2", "train.log_every=1", "train.batch_size=4"]
 
 
