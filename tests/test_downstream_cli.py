@@ -44,10 +44,13 @@ def one_line_error(capsys, argv: list[str], *needles: str) -> str:
 
 def test_scripted_finetune_evaluate_resume(tiny, run, tmp_path, capsys):
     ft, ev = tmp_path / "ft", tmp_path / "ev"
-    assert main(["finetune", "--from", str(run / "checkpoint"), "--data", str(tiny / "ns2d_nu1e-3"), "--out",
-                 str(ft), "train.max_steps=2", *QUIET]) == 0
+    # options and overrides in any order, as in `dpot pretrain`
+    assert main(["finetune", "--from", str(run / "checkpoint"), "data.n_trajectories=1", "--data",
+                 str(tiny / "ns2d_nu1e-3"), "--out", str(ft), "train.max_steps=2", *QUIET]) == 0
     meta = json.loads((ft / "checkpoint" / "config.json").read_text())
     assert meta["step"] == 2 and meta["finetune"]["model"] == "pretrained"
+    assert meta["data"][0]["n_trajectories"] == 1
+    one_line_error(capsys, ["finetune", "--resume", str(ft), "--config", "few_shot"], "drop --config")
     assert (ft / "config.yaml").is_file() and (ft / "metrics.jsonl").is_file() and (ft / "tb").is_dir()
     assert main(["finetune", "--resume", str(ft), "train.max_steps=3", *QUIET]) == 0
     assert json.loads((ft / "checkpoint" / "config.json").read_text())["step"] == 3
