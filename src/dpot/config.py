@@ -25,8 +25,6 @@ from dpot.errors import DpotError
 from dpot.io import write_text
 
 T = TypeVar("T")
-
-
 PRESETS = Path(__file__).resolve().parent / "configs"  # packaged YAML presets: PRESETS/<kind>/<name>.yaml
 
 
