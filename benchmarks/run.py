@@ -119,7 +119,7 @@ def section_model(d: dict[str, Any]) -> list[str]:
         target = ""
         if ti:
             x = ti["speedup_vs_reference"]["train_s_best"]
-            target = f" DESIGN target (Ti ≥ 1.3× on CPU fp32): {'met' if x >= 1.3 else 'NOT met'} ({x:.2f}×)."
+            target = f" Target (Ti ≥ 1.3× on CPU fp32): {'met' if x >= 1.3 else 'NOT met'} ({x:.2f}×)."
         lines += ["Ratios are ours / reference (samples/s). " + "; ".join(verdicts) + "." + target, ""]
     missing = [p for p in REFERENCE_PARAMS if p not in {r["preset"] for r in d["results"]}]
     if missing and d.get("machine", {}).get("gpu") is None:
@@ -163,7 +163,7 @@ def section_precision(model_gpu: dict[str, Any] | None, prec: dict[str, Any] | N
         lines += ["Failed: " + "; ".join(failed) + ".", ""]
     best = [r for r in rows if r[1] == "ours" and "compile" in str(r[2]) and r[6]]
     if best:
-        lines += ["DESIGN target (≥ 2× the reference with bf16 + compile): "
+        lines += ["Target (≥ 2× the reference with bf16 + compile): "
                   + "; ".join(f"{r[0]} {r[6]:.2f}× ({'met' if r[6] >= 2 else 'NOT met'})" for r in best) + ".", ""]
     return lines
 
@@ -180,7 +180,7 @@ def section_data(d: dict[str, Any]) -> list[str]:
         lines += [f"A DPOT-Ti training step consumes {ti['samples_per_s']:.2f} samples/s on this machine; the "
                   "loaders deliver (best worker count) "
                   + ", ".join(f"{k.replace('_', ' (')} cache) {v:.0f}×" for k, v in ratios.items()) + " that rate."
-                  + (f" DESIGN target (≥ 5×): {'met' if worst >= 5 else 'NOT met'} (worst cache state at its best "
+                  + (f" Target (≥ 5×): {'met' if worst >= 5 else 'NOT met'} (worst cache state at its best "
                      f"worker count: {worst:.0f}×)."
                      if worst is not None else "")]
     if "speedup_vs_reference" in d:
@@ -198,7 +198,7 @@ def section_solvers(d: dict[str, Any]) -> list[str]:
     if g:
         lines += [f"`dpot generate default` ({g['datasets']} datasets, {g['trajectories']} trajectories, "
                   f"{g['gib']} GiB): {g['seconds']:.0f} s wall with {g['workers'] or 'auto'} workers "
-                  "(DESIGN target ≤ 10 min on 2 cores: " + ("met" if g["seconds"] <= 600 else "NOT met") + ").", ""]
+                  "(target ≤ 10 min on 2 cores: " + ("met" if g["seconds"] <= 600 else "NOT met") + ").", ""]
     return lines
 
 
@@ -279,7 +279,7 @@ SECTIONS: list[tuple[str, str, Callable[..., list[str]], str]] = [
 
 
 def targets(results: Path) -> list[str]:
-    """DESIGN §10's performance targets against the results on disk: one row each, pending where unmeasured."""
+    """The performance targets against the results on disk: one row each, pending where unmeasured."""
     rows: list[list[Any]] = []
     m = load(results, "model_cpu.json")
     ti = next((r for r in (m or {}).get("results", []) if r["preset"] == "Ti" and "speedup_vs_reference" in r), None)
@@ -312,7 +312,7 @@ def targets(results: Path) -> list[str]:
     rows.append(["emulator vs solver per frame", "reported", f"{n} rows (CPU)" if e else "–",
                  "reported" if e else "pending"])
     rows.append(["accuracy claims", "see `docs/results.md`", "–", "see there"])
-    return [table(["DESIGN §10 target", "target", "measured", "status"], rows), ""]
+    return [table(["performance target", "target", "measured", "status"], rows), ""]
 
 
 def load(results: Path, name: str) -> dict[str, Any] | None:

@@ -23,10 +23,10 @@ from pathlib import Path
 from dpot.machine import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
-# preset -> (config file, overrides): Ti at its paper shape (128x128, 4 channels, T_in=10)
+# case -> (packaged pretrain preset, overrides): Ti at its paper shape (128x128, 4 channels, T_in=10)
 CASES = {
-    "demo": ("configs/pretrain/demo.yaml", []),
-    "Ti": ("configs/pretrain/ti.yaml", ["data.datasets=[]", "data.weights={}", "data.num_workers=0"]),
+    "demo": ("demo", []),
+    "Ti": ("ti", ["data.datasets=[]", "data.weights={}", "data.num_workers=0"]),
 }
 
 
@@ -34,14 +34,14 @@ def run_case(name: str, data: str, steps: int, warmup: int, batch: int, loader: 
     """One measurement in this process: `steps` timed optimiser steps after `warmup` untimed ones."""
     import torch
 
-    from dpot.config import load_config, to_dict
+    from dpot.config import find_preset, load_config, to_dict
     from dpot.training.config import PretrainConfig
     from dpot.training.pretrain import build_mixture, build_model, select_datasets
     from dpot.training.trainer import Trainer
 
     path, extra = CASES[name]
-    cfg = load_config(PretrainConfig, ROOT / path, [f"data.root={data}", f"train.batch_size={batch}",
-                                                     "train.progress=false", *extra])
+    cfg = load_config(PretrainConfig, find_preset("pretrain", path), [f"data.root={data}", f"train.batch_size={batch}",
+                                                                      "train.progress=false", *extra])
     mixture = build_mixture(cfg, select_datasets(cfg.data), t_ar=cfg.train.t_ar)
     torch.manual_seed(0)
     model = build_model(cfg, mixture)

@@ -37,7 +37,7 @@ from dpot.machine import machine_info, machine_label
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PRETRAIN_CONFIG = ROOT / "configs" / "pretrain" / "demo.yaml"
+PRETRAIN_CONFIG = "demo"  # the packaged preset dpot/configs/pretrain/demo.yaml
 HOLDOUT = "shallow_water_2d"
 SMALL_SET = "diffusion_reaction_2d"  # the under-represented dataset of claim 4
 NOISE_NAMES = ("none", "small", "medium", "large")
@@ -170,7 +170,7 @@ def plan_jobs(s: Scale) -> tuple[list[Job], list[Job]]:
 def finetune_job(s: Scale, label: str, n: int, seed: int, init: str, steps: int) -> Job:
     """Claim 2's run of contender `label` on the first n held-out trajectories; a longer run is tagged `long`."""
     model, channels = FT_MODELS[label]
-    over = (f"model={model}", f"train.max_steps={steps}", f"train.n_trajectories={n}",
+    over = (f"model={model}", f"train.max_steps={steps}", f"data.n_trajectories={n}",
             f"train.batch_size={s.batch}", f"train.seed={seed}", f"finetune.channels={channels}",
             f"optim.warmup={max(1, steps // 10)}")
     if steps == s.finetune_steps:
@@ -617,7 +617,8 @@ def report(scale_name: str, s: Scale, meta: dict[str, Any], c1: dict, c2: dict, 
         f"trajectories each): `ns2d_nu1e-3`, `ns2d_nu1e-4` ({s.n_train} training trajectories each), "
         f"`{SMALL_SET}` ({s.n_train_small}, deliberately under-represented), and the held-out family "
         f"`{HOLDOUT}` (up to {max(s.n_train, max(s.shots))}).",
-        f"- Pre-training: `configs/pretrain/demo.yaml` (DPOT `demo` preset: patch 4, D=64, 3 blocks; AdamW, "
+        f"- Pre-training: the `demo` preset (`dpot pretrain --config demo`; DPOT `demo` size: patch 4, D=64, "
+        f"3 blocks; AdamW, "
         f"cosine schedule, channel mask) on the three pre-training sets, T_in={s.t_in}, one-step targets, "
         f"balanced sampling and κ={BASE_NOISE} (`train.noise_mode=rms`: noise std = κ·RMS per channel) unless "
         "the claim varies it.",

@@ -10,8 +10,11 @@ import torch
 from dpot.errors import DpotError
 from dpot.evaluation.layout import Layout
 from dpot.models import DPOT
-from dpot.models.fno_baseline import FNOBaseline, FNOConfig
-from dpot.training.finetune import AdaptConfig, FinetuneConfig, TaskShape, adapt_model, param_groups
+from dpot.models.config import FNOConfig
+from dpot.models.fno_baseline import FNOBaseline
+from dpot.training.config import AdaptConfig, FinetuneConfig
+from dpot.training.finetune import TaskShape, adapt_model
+from dpot.training.param_groups import param_groups
 
 SMALL = dict(img_size=16, patch_size=4, embed_dim=32, depth=2, n_blocks=4, mlp_ratio=1, out_layer_dim=8, modes=4,
              in_channels=2, out_channels=2, in_timesteps=4)

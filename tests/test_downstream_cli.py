@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from dpot.cli import main
+from dpot.config import PRESETS
 
-PRETRAIN = ["--config", "configs/pretrain/tiny.yaml"]
+PRETRAIN = ["--config", "tiny"]
 QUIET = ["train.progress=false", "train.log_every=1"]
 
 
@@ -43,10 +44,13 @@ def one_line_error(capsys, argv: list[str], *needles: str) -> str:
 
 def test_scripted_finetune_evaluate_resume(tiny, run, tmp_path, capsys):
     ft, ev = tmp_path / "ft", tmp_path / "ev"
-    assert main(["finetune", "--from", str(run / "checkpoint"), "--data", str(tiny / "ns2d_nu1e-3"), "--out",
-                 str(ft), "train.max_steps=2", *QUIET]) == 0
+    # options and overrides in any order, as in `dpot pretrain`
+    assert main(["finetune", "--from", str(run / "checkpoint"), "data.n_trajectories=1", "--data",
+                 str(tiny / "ns2d_nu1e-3"), "--out", str(ft), "train.max_steps=2", *QUIET]) == 0
     meta = json.loads((ft / "checkpoint" / "config.json").read_text())
     assert meta["step"] == 2 and meta["finetune"]["model"] == "pretrained"
+    assert meta["data"][0]["n_trajectories"] == 1
+    one_line_error(capsys, ["finetune", "--resume", str(ft), "--config", "few_shot"], "drop --config")
     assert (ft / "config.yaml").is_file() and (ft / "metrics.jsonl").is_file() and (ft / "tb").is_dir()
     assert main(["finetune", "--resume", str(ft), "train.max_steps=3", *QUIET]) == 0
     assert json.loads((ft / "checkpoint" / "config.json").read_text())["step"] == 3
@@ -152,7 +156,7 @@ def test_demo_miniature(tiny, tmp_path):
 
     report = run_demo(tmp_path / "demo", data=tiny, overrides=[
         # a spent budget: pre-training calibrates then trains min_steps; fine-tuning runs hit the hard time limit
-        "holdout=ns2d_nu1e-5", "pretrain_config=configs/pretrain/tiny.yaml", "budget_seconds=0",
+        "holdout=ns2d_nu1e-5", f"pretrain_config={PRESETS / 'pretrain' / 'tiny.yaml'}", "budget_seconds=0",
         "eval_reserve_seconds=0", "min_steps=2", "calibration_steps=3", "n_trajectories=2", "eval_trajectories=1",
         "rollout=2", "progress=false", "fno_modes=4", "fno_width=8", "fno_layers=2"])
     text = report.read_text()

@@ -30,7 +30,7 @@ def test_presets_build_on_meta_and_demo_is_small():
         assert DPOT.from_preset("H").pos_embed.is_meta
     assert count_parameters(preset_config("demo")) < 500_000
     assert preset_config("ti", depth=2).depth == 2  # case-insensitive, overrides
-    with pytest.raises(ValueError, match="unknown DPOT preset"):
+    with pytest.raises(DpotError, match="unknown DPOT preset"):
         preset_config("XL")
 
 
@@ -39,9 +39,9 @@ def test_config_roundtrip_and_validation():
     assert DPOTConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.img_size == (64, 64, 64) and cfg.patch_hidden_dim == 4 * 8 + 4
     assert cfg.faithful and not cfg.replace(channel_mask=True).faithful
-    with pytest.raises(DpotError, match="unknown DPOT config keys"):
+    with pytest.raises(DpotError, match="unknown config key 'embed_dims'; did you mean 'embed_dim'"):
         DPOTConfig.from_dict({"embed_dims": 3})
-    with pytest.raises(ValueError, match="divisible by patch_size"):
+    with pytest.raises(DpotError, match="divisible by patch_size"):
         DPOTConfig(img_size=30)
 
 

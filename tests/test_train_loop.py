@@ -46,8 +46,7 @@ def make_corpus(root: Path, res: int = 16, frames: int = 12, n_train: int = 8, n
     return root
 
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = str(ROOT / "configs" / "pretrain" / "tiny.yaml")
+TINY = "tiny"  # the packaged preset
 QUICK = ["train.eval_trajectories=1", "train.eval_steps=2", "train.log_every=1", "train.batch_size=4"]
 
 
@@ -172,8 +171,9 @@ def test_sigkill_and_sigterm_then_resume_equal_straight_run(corpus, straight, tm
     _wait_for_step(pk, killed, 4)  # a checkpoint at 3 exists; the steps after the last checkpoint are lost
     pk.send_signal(signal.SIGKILL)
     pk.communicate()
-    _, err = pt.communicate()
+    out, err = pt.communicate()
     assert pt.returncode == 143 and "checkpoint saved" in err
+    assert f"continue with `dpot pretrain --resume {termed}`" in out
     stopped = torch.load(termed / "checkpoint" / "training_state.pt", weights_only=True)["step"]
     assert metrics(termed)[-1]["step"] == stopped < 12
     assert torch.load(killed / "checkpoint" / "training_state.pt", weights_only=True)["step"] < 12
@@ -225,3 +225,7 @@ def test_bad_input_is_one_line(corpus, tmp_path, capsys):
     assert "nope" in capsys.readouterr().err
     assert pretrain("--resume", tmp_path / "missing") == 2
     assert "not a run directory" in capsys.readouterr().err
+    assert pretrain("--config", "tinyy", "--out", out) == 2
+    assert "no pretrain preset 'tinyy'; known: demo, h, l, m, s, ti, tiny" in capsys.readouterr().err
+    assert pretrain("--resume", out, "--config", TINY) == 2
+    assert "drop --config" in capsys.readouterr().err

@@ -1,13 +1,17 @@
 """Typed configs: dataclasses filled from YAML (``yaml.safe_load``) plus dotted ``key=value`` overrides.
 
-Every value is checked against the dataclass annotation; an unknown key or a value of the wrong type raises
-`DpotError` naming the dotted key, so a typo on the command line never passes silently.
+Every value is checked against the dataclass annotation; an unknown key, a value of the wrong type, a number
+that is not finite or outside the range its field declares (`num`) raises `DpotError` naming the dotted key;
+all problems of one config are reported together, one line each, so a typo never passes silently.
+Presets shipped with the package (`dpot/configs/<kind>/<name>.yaml`) are addressed by name (`find_preset`).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import math
 import os
 import types
 import typing
@@ -21,6 +25,79 @@ from dpot.errors import DpotError
 from dpot.io import write_text
 
 T = TypeVar("T")
+PRESETS = Path(__file__).resolve().parent / "configs"  # packaged YAML presets: PRESETS/<kind>/<name>.yaml
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """The allowed range of a numeric config field; `null` says what a null value means (None: not allowed)."""
+
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+    null: str | None = None
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` is out of range, or None."""
+        if value is None:
+            return None
+        ok = ((self.gt is None or value > self.gt) and (self.ge is None or value >= self.ge)
+              and (self.lt is None or value < self.lt) and (self.le is None or value <= self.le))
+        if ok:
+            return None
+        low = f"> {self.gt:g}" if self.gt is not None else f">= {self.ge:g}" if self.ge is not None else ""
+        high = f"< {self.lt:g}" if self.lt is not None else f"<= {self.le:g}" if self.le is not None else ""
+        text = f"must be {low} and {high}" if low and high else f"must be {low or high}"
+        return text + (f" or null ({self.null})" if self.null else "")
+
+
+def num(default: Any, *, gt: float | None = None, ge: float | None = None, lt: float | None = None,
+        le: float | None = None, null: str | None = None) -> Any:
+    """A numeric dataclass field with a checked range: ``clip_grad: float | None = num(1.0, gt=0, null="no
+    clipping")``. Every float field (with or without `num`) must also be finite."""
+    return dataclasses.field(default=default, metadata={"bounds": Bounds(gt, ge, lt, le, null)})
+
+
+def _show(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _not_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return any(_not_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_not_finite(v) for v in value.values())
+    return False
+
+
+def value_problems(cls: type, values: Mapping[str, Any], prefix: str) -> list[str]:
+    """One line per value of `values` (field name -> value of dataclass `cls`) that is not finite or is
+    outside its field's `num` range, e.g. ``optim.clip_grad=-1: must be > 0 or null (no clipping)``."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    out = []
+    for name, value in values.items():
+        f = fields.get(name)
+        if f is None or isinstance(value, bool) or dataclasses.is_dataclass(value):
+            continue
+        key = f"{prefix}.{name}" if prefix else name
+        bounds = f.metadata.get("bounds")
+        if _not_finite(value):
+            out.append(f"{key}={_show(value)}: must be a finite number")
+        elif bounds is not None and (why := bounds.problem(value)) is not None:
+            out.append(f"{key}={_show(value)}: {why}")
+    return out
+
+
+def check_fields(obj: Any) -> None:
+    """For a config's `__post_init__`: `DpotError` listing every non-finite or out-of-range field of `obj`
+    (the loader reports the same problems under the dotted key before building `obj`)."""
+    values = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    problems = value_problems(type(obj), values, type(obj).__name__)
+    if problems:
+        raise DpotError("\n".join(problems))
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -119,25 +196,36 @@ def _unknown(key: str, known: Iterable[str]) -> DpotError:
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "") -> T:
-    """Build dataclass `cls` from a nested mapping, checking each key and value; absent keys keep defaults."""
+    """Build dataclass `cls` from a nested mapping, checking each key and value; absent keys keep defaults.
+
+    Every problem (unknown key, wrong type, non-finite or out-of-range number) is collected, also from nested
+    sections, and raised as one `DpotError` with one line per problem."""
     data = dict(data or {})
     hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs = {}
+    problems: list[str] = []
     for name, value in data.items():
         key = f"{prefix}.{name}" if prefix else str(name)
         if name not in fields:
-            raise _unknown(key, fields)
-        kwargs[name] = _coerce(hints[name], value, key)
+            problems.append(str(_unknown(key, fields)))
+            continue
+        try:
+            kwargs[name] = _coerce(hints[name], value, key)
+        except DpotError as exc:
+            problems.extend(str(exc).splitlines())
     missing = [n for n, f in fields.items() if n not in kwargs and f.default is dataclasses.MISSING
                and f.default_factory is dataclasses.MISSING]
     if missing:
         where = f"{prefix}." if prefix else ""
-        raise DpotError(f"config key {where}{missing[0]!r} is required but not set")
+        problems.append(f"config key {where}{missing[0]!r} is required but not set")
+    problems += value_problems(cls, kwargs, prefix)
+    if problems:
+        raise DpotError("\n".join(problems))
     try:
         return cls(**kwargs)
     except (ValueError, DpotError) as exc:
-        raise DpotError(f"config {prefix or cls.__name__}: {exc}") from None
+        raise DpotError(f"config {prefix}: {exc}" if prefix else str(exc)) from None
 
 
 def to_dict(obj: Any) -> Any:
@@ -186,25 +274,23 @@ def apply_overrides(cls: type, data: dict[str, Any], overrides: Iterable[str]) -
     """Merge dotted ``a.b.c=value`` strings into the nested mapping `data` (a new dict is returned).
 
     A path that enters a dict-typed field uses the rest of the path as the dict key (``data.weights.swe=3``).
-    """
-    import copy
+    Every bad override is reported, one line each."""
+    data, problems = _merge_overrides(cls, data, overrides)
+    if problems:
+        raise DpotError("\n".join(problems))
+    return data
 
+
+def _merge_overrides(cls: type, data: dict[str, Any], overrides: Iterable[str]) -> tuple[dict[str, Any], list[str]]:
+    """`apply_overrides` that returns the problems (one line each) beside the merged mapping."""
     data = copy.deepcopy(data)
+    problems = []
     for item in overrides:
-        if "=" not in item:
-            raise DpotError(f"override {item!r} is not of the form key=value (e.g. train.max_steps=100)")
-        key, raw = item.split("=", 1)
-        key = key.strip()
-        parts = key.split(".")
-        if not key or any(not p for p in parts):
-            raise DpotError(f"override {item!r}: empty key")
-        tp, used = _field_type(cls, parts)
-        if used < len(parts):
-            if typing.get_origin(tp) is not dict:
-                raise DpotError(f"unknown config key {key!r}: {'.'.join(parts[:used])} is not a section")
-            parts = parts[:used] + [".".join(parts[used:])]
-            tp = (typing.get_args(tp) or (Any, Any))[1]
-        value = _parse_value(raw, tp)
+        try:
+            parts, value = _parse_override(cls, item)
+        except DpotError as exc:
+            problems.append(str(exc))
+            continue
         node = data
         for part in parts[:-1]:
             nxt = node.get(part)
@@ -213,7 +299,25 @@ def apply_overrides(cls: type, data: dict[str, Any], overrides: Iterable[str]) -
                 node[part] = nxt
             node = nxt
         node[parts[-1]] = value
-    return data
+    return data, problems
+
+
+def _parse_override(cls: type, item: str) -> tuple[list[str], Any]:
+    """``a.b.c=value`` -> (path into the nested mapping, parsed value)."""
+    if "=" not in item:
+        raise DpotError(f"override {item!r} is not of the form key=value (e.g. train.max_steps=100)")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    parts = key.split(".")
+    if not key or any(not p for p in parts):
+        raise DpotError(f"override {item!r}: empty key")
+    tp, used = _field_type(cls, parts)
+    if used < len(parts):
+        if typing.get_origin(tp) is not dict:
+            raise DpotError(f"unknown config key {key!r}: {'.'.join(parts[:used])} is not a section")
+        parts = parts[:used] + [".".join(parts[used:])]
+        tp = (typing.get_args(tp) or (Any, Any))[1]
+    return parts, _parse_value(raw, tp)
 
 
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
@@ -232,12 +336,57 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+def find_preset(kind: str, name: str | os.PathLike) -> Path:
+    """The YAML file for `name`: a packaged preset `dpot/configs/<kind>/<name>.yaml`, or a path to a file.
+
+    Anything with a path separator or a .yaml/.yml suffix is a path; an unknown name lists the known ones."""
+    text = str(name)
+    if os.sep in text or "/" in text or Path(text).suffix in (".yaml", ".yml"):
+        return Path(text)
+    path = PRESETS / kind / f"{text}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (PRESETS / kind).glob("*.yaml"))
+        raise DpotError(f"no {kind} preset {text!r}; known: {', '.join(known)} (or give a path to a YAML file)")
+    return path
+
+
+def _moved(cls: type, data: dict[str, Any], overrides: Iterable[str]) -> tuple[dict[str, Any], list[str]]:
+    """Apply `cls.moved_keys` ({old dotted key: new dotted key}, keys renamed since older saved configs):
+    an old key in a file or an override is read as the new one, which wins when both are set."""
+    moved: dict[str, str] = getattr(cls, "moved_keys", {})
+    data, overrides = copy.deepcopy(data), list(overrides)
+    for old, new in moved.items():
+        *old_path, old_leaf = old.split(".")
+        node: Any = data
+        for part in old_path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and old_leaf in node:
+            value = node.pop(old_leaf)
+            *new_path, new_leaf = new.split(".")
+            target = data
+            for part in new_path:
+                if not isinstance(target.get(part), dict):
+                    target[part] = {}
+                target = target[part]
+            target.setdefault(new_leaf, value)
+        overrides = [f"{new}={item.split('=', 1)[1]}" if item.split("=", 1)[0].strip() == old and "=" in item
+                     else item for item in overrides]
+    return data, overrides
+
+
 def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: Iterable[str] = (),
                 base: Mapping[str, Any] | None = None) -> T:
     """`cls` from `base` (a mapping), then the YAML file at `path`, then the dotted `overrides`."""
     data: dict[str, Any] = _deep_merge(dict(base or {}), read_yaml(path) if path is not None else {})
-    data = apply_overrides(cls, data, overrides)
-    return from_dict(cls, data)
+    data, overrides = _moved(cls, data, overrides)
+    data, problems = _merge_overrides(cls, data, overrides)
+    try:
+        cfg = from_dict(cls, data)
+    except DpotError as exc:
+        problems += str(exc).splitlines()
+    if problems:  # every bad override and value of the config at once, one line each
+        raise DpotError("\n".join(problems))
+    return cfg
 
 
 def _deep_merge(a: dict[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:

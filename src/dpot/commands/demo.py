@@ -8,7 +8,7 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo_out", metavar="DIR", help="working folder (default demo_out)")
     parser.add_argument("--data", metavar="DIR", help="corpus folder (default OUT/data; generated if absent)")
-    parser.add_argument("--config", metavar="FILE", help="demo plan YAML (default: configs/demo.yaml values)")
+    parser.add_argument("--config", metavar="FILE", help="demo plan YAML (DemoPlan keys; default: its built-in values)")
     parser.add_argument(
         "overrides",
         nargs="*",

@@ -1,30 +1,22 @@
-"""`dpot finetune --from CKPT --data DIR [key=value ...]`: adapt a checkpoint to one task and train it."""
+"""`dpot finetune --from CKPT --data DIR --out FT_DIR [--config NAME|FILE] [key=value ...]`: adapt a checkpoint
+to one task and train it."""
 
 from __future__ import annotations
 
 import argparse
 
+from dpot.commands.runs import PathThenOverrides, add_run_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--from",
-        dest="init",
-        metavar="CKPT",
-        help="checkpoint directory to start from (ours or from `dpot import-checkpoint`)",
-    )
-    parser.add_argument("--data", metavar="DIR", help="one canonical dataset folder (DIR/<dataset>)")
-    parser.add_argument(
-        "--out", metavar="FT_DIR", help="run directory (config.yaml, metrics.jsonl, tb/, checkpoint/)"
-    )
-    parser.add_argument("--config", metavar="FILE", help="optional YAML (e.g. configs/finetune/default.yaml)")
-    parser.add_argument("--resume", metavar="FT_DIR", help="continue a fine-tuning run from its checkpoint")
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="dotted overrides, e.g. train.max_steps=200 train.n_trajectories=8 "
-        "finetune.freeze=[backbone] finetune.channels=widen model=fno",
-    )
+    parser.add_argument("--from", dest="init", metavar=("CKPT", "KEY=VALUE"), nargs="+",
+                        action=PathThenOverrides,
+                        help="checkpoint directory to start from (ours or from `dpot import-checkpoint`)")
+    parser.add_argument("--data", metavar=("DIR", "KEY=VALUE"), nargs="+", action=PathThenOverrides,
+                        help="one canonical dataset folder (DIR/<dataset>)")
+    add_run_arguments(parser, "finetune", "few_shot",
+                      "dotted overrides, e.g. train.max_steps=200 data.n_trajectories=8 "
+                      "finetune.freeze=[backbone] finetune.channels=widen model=fno")
     parser.epilog = (
         "model=pretrained (default) adapts --from; model=scratch trains the same network from "
         "random weights; model=fno trains the neuraloperator FNO baseline. See docs/downstream.md."
@@ -34,12 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from dpot.errors import DpotError
+    from dpot.commands.runs import check_resume, overrides, summarize
     from dpot.training.finetune import load_finetune_config, run_finetune
 
-    if args.resume and (args.config or args.init or args.data or args.out):
-        raise DpotError("--resume continues FT_DIR with its saved config; give only overrides beside it")
-    cfg = load_finetune_config(args.config, args.overrides, resume=args.resume)
+    check_resume(args, {"config": "--config", "init": "--from", "data": "--data", "out": "--out"})
+    cfg = load_finetune_config(args.config, overrides(args), resume=args.resume)
     if not args.resume:
         cfg = replace(
             cfg,
@@ -47,14 +38,4 @@ def run(args: argparse.Namespace) -> int:
             out=args.out or cfg.out,
             data=replace(cfg.data, path=args.data or cfg.data.path),
         )
-    result = run_finetune(cfg, resume=bool(args.resume))
-    loss = "n/a" if result.loss is None else f"{result.loss:.4g}"
-    evals = ", ".join(f"{k} {v:.4f}" for k, v in result.eval.items())
-    print(
-        f"step {result.step}: loss {loss}"
-        + (f"; rollout L2RE {evals}" if evals else "")
-        + f"; checkpoint {result.run_dir / 'checkpoint'}"
-    )
-    if result.interrupted:
-        return 143 if result.interrupted == "SIGTERM" else 130
-    return 0
+    return summarize(run_finetune(cfg, resume=bool(args.resume)), "finetune")

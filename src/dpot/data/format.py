@@ -1,4 +1,4 @@
-"""The canonical dataset format (DESIGN.md §5): one folder per dataset, `{train,val,test}.h5` inside.
+"""The canonical dataset format: one folder per dataset, `{train,val,test}.h5` inside.
 
 Time-dependent data: `fields` float32 `(N, T, *space, C)`. Steady-state data: `inputs` `(N, *space, C_in)` and
 `targets` `(N, *space, C_out)`. Optional `params` `(N, K)` and a static `mask` `(*space)`. Metadata lives in HDF5

@@ -1,30 +1,21 @@
-"""`DPOTConfig`: every size and option of a DPOT network, saved inside each checkpoint as JSON."""
+"""The model configs, saved inside each checkpoint as JSON: `DPOTConfig` (every size and option of a DPOT
+network) and `FNOConfig` (the FNO baseline; its size part `FNOSize` is also the `fno` section of
+`dpot finetune`). Built through `dpot.config.from_dict`: typed, strict, ranges checked, `DpotError`."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, TypeVar
+from dataclasses import asdict, dataclass
+from typing import Any
 
+from dpot.config import check_fields, from_dict, num
 from dpot.errors import DpotError
 
 TIME_AGG_TYPES = ("exp_mlp", "mlp")
-C = TypeVar("C")
 
 
-def require_positive(config: Any, names: tuple[str, ...]) -> None:
-    """ValueError naming the first of `names` whose value on `config` is below 1."""
-    for name in names:
-        if int(getattr(config, name)) < 1:
-            raise ValueError(f"{type(config).__name__}.{name} must be >= 1, got {getattr(config, name)}")
-
-
-def config_from_dict(cls: type[C], d: dict[str, Any], kind: str) -> C:
-    """Model config `cls` from a checkpoint's dict; unknown keys (a newer or foreign checkpoint) name themselves."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise DpotError(f"unknown {kind} config keys {unknown}; known keys: {sorted(known)}")
-    return cls(**d)
+def _check_ndim(config: Any) -> None:
+    if config.ndim not in (1, 2, 3):
+        raise DpotError(f"{type(config).__name__}.ndim must be 1, 2 or 3, got {config.ndim}")
 
 
 @dataclass
@@ -37,19 +28,20 @@ class DPOTConfig:
 
     ndim: int = 2  # spatial dimensions: 1, 2 or 3 (one code path)
     img_size: int | tuple[int, ...] = 128  # grid size per axis the positional embedding is built for
-    patch_size: int = 8
-    in_channels: int = 4
-    out_channels: int = 4
-    in_timesteps: int = 10
-    out_timesteps: int = 1
-    embed_dim: int = 512
-    depth: int = 4
-    n_blocks: int = 4  # "heads": blocks of the block-diagonal spectral MLP
-    mlp_ratio: float = 1.0  # channel-MLP hidden width = round(embed_dim * mlp_ratio)
-    out_layer_dim: int = 32
-    n_cls: int = 12
-    modes: int | None = 32  # Fourier modes kept per axis; None keeps all
-    patch_hidden: int | None = None  # patch-embedding hidden width; None = faithful out_channels*P + ndim + 1
+    patch_size: int = num(8, ge=1)
+    in_channels: int = num(4, ge=1)
+    out_channels: int = num(4, ge=1)
+    in_timesteps: int = num(10, ge=1)
+    out_timesteps: int = num(1, ge=1)
+    embed_dim: int = num(512, ge=1)
+    depth: int = num(4, ge=1)
+    n_blocks: int = num(4, ge=1)  # "heads": blocks of the block-diagonal spectral MLP
+    mlp_ratio: float = num(1.0, gt=0)  # channel-MLP hidden width = round(embed_dim * mlp_ratio)
+    out_layer_dim: int = num(32, ge=1)
+    n_cls: int = num(12, ge=1)
+    modes: int | None = num(32, ge=1, null="keep all")  # Fourier modes kept per axis
+    # patch-embedding hidden width; None = the reference's out_channels*P + ndim + 1
+    patch_hidden: int | None = num(None, ge=1, null="faithful out_channels*P + ndim + 1")
     time_agg: str = "exp_mlp"  # "exp_mlp" (cosine temporal basis, reference default) or "mlp"
     # Options beyond the reference, all off in faithful mode.
     interpolate_pos_embed: bool = False  # accept any grid divisible by patch_size; pos_embed resized (linear)
@@ -58,37 +50,31 @@ class DPOTConfig:
     grad_checkpoint: bool = False  # activation checkpointing per Fourier block while training
 
     def __post_init__(self) -> None:
-        if self.ndim not in (1, 2, 3):
-            raise ValueError(f"DPOTConfig.ndim must be 1, 2 or 3, got {self.ndim}")
+        _check_ndim(self)
+        check_fields(self)
         size = self.img_size
         size = (int(size),) * self.ndim if isinstance(size, int) else tuple(int(s) for s in size)
         if len(size) != self.ndim:
-            raise ValueError(
+            raise DpotError(
                 f"DPOTConfig.img_size {list(size)} must have ndim={self.ndim} entries (or be one int)"
             )
         self.img_size = size
-        require_positive(self, ("patch_size", "in_channels", "out_channels", "in_timesteps", "out_timesteps",
-                                "embed_dim", "depth", "n_blocks", "out_layer_dim", "n_cls"))
         if any(s % self.patch_size for s in size):
-            raise ValueError(
+            raise DpotError(
                 f"DPOTConfig.img_size {list(size)} must be divisible by patch_size={self.patch_size}"
             )
         if self.embed_dim % 8:
-            raise ValueError(
+            raise DpotError(
                 f"DPOTConfig.embed_dim={self.embed_dim} must be divisible by 8 (GroupNorm(8) groups)"
             )
         if self.embed_dim % self.n_blocks:
-            raise ValueError(
+            raise DpotError(
                 f"DPOTConfig.embed_dim={self.embed_dim} must be divisible by n_blocks={self.n_blocks}"
             )
         if self.mlp_hidden < 1:
-            raise ValueError(f"DPOTConfig.mlp_ratio={self.mlp_ratio} gives an empty channel MLP")
-        if self.modes is not None and self.modes < 1:
-            raise ValueError(f"DPOTConfig.modes must be >= 1 or None (keep all), got {self.modes}")
-        if self.patch_hidden is not None and self.patch_hidden < 1:
-            raise ValueError(f"DPOTConfig.patch_hidden must be >= 1 or None, got {self.patch_hidden}")
+            raise DpotError(f"DPOTConfig.mlp_ratio={self.mlp_ratio} gives an empty channel MLP")
         if self.time_agg not in TIME_AGG_TYPES:
-            raise ValueError(f"DPOTConfig.time_agg must be one of {TIME_AGG_TYPES}, got {self.time_agg!r}")
+            raise DpotError(f"DPOTConfig.time_agg must be one of {TIME_AGG_TYPES}, got {self.time_agg!r}")
 
     @property
     def mlp_hidden(self) -> int:
@@ -125,8 +111,8 @@ class DPOTConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DPOTConfig:
-        """Inverse of `to_dict`; unknown keys are an error naming them."""
-        return config_from_dict(cls, d, "DPOT")
+        """Inverse of `to_dict`, through the typed strict loader (unknown keys: did-you-mean)."""
+        return from_dict(cls, d)
 
     def replace(self, **overrides: Any) -> DPOTConfig:
         """Copy with some fields changed (validated like a new config)."""
@@ -135,3 +121,41 @@ class DPOTConfig:
             d["img_size"] = self.img_size[0]  # a cubic grid stays cubic when ndim changes
         d.update(overrides)
         return DPOTConfig.from_dict(d)
+
+
+@dataclass
+class FNOSize:
+    """Size of the neuraloperator FNO baseline: the `fno` section of `dpot finetune` and part of `FNOConfig`."""
+
+    modes: int = num(12, ge=1)  # Fourier modes per axis, clipped to what the grid can hold at run time
+    width: int = num(32, ge=1)
+    n_layers: int = num(4, ge=1)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass
+class FNOConfig(FNOSize):
+    """The FNO baseline network: its `FNOSize` plus the data shape it maps and the lifting/projection widths."""
+
+    ndim: int = 2
+    in_channels: int = num(4, ge=1)
+    out_channels: int = num(4, ge=1)
+    in_timesteps: int = num(10, ge=1)
+    out_timesteps: int = num(1, ge=1)
+    lifting_ratio: float = num(2.0, gt=0)
+    projection_ratio: float = num(2.0, gt=0)
+
+    def __post_init__(self) -> None:
+        _check_ndim(self)
+        check_fields(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FNOConfig:
+        """Inverse of `to_dict`, through the typed strict loader."""
+        return from_dict(cls, d)

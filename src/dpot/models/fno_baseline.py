@@ -10,45 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from dpot.errors import DpotError
 from dpot.io import atomic_path, write_json
-from dpot.models.config import config_from_dict, require_positive
-
-
-@dataclass
-class FNOConfig:
-    """Size of the FNO baseline; `modes` is per axis and is clipped to what the grid can hold at run time."""
-
-    ndim: int = 2
-    in_channels: int = 4
-    out_channels: int = 4
-    in_timesteps: int = 10
-    out_timesteps: int = 1
-    modes: int = 12
-    width: int = 32
-    n_layers: int = 4
-    lifting_ratio: float = 2.0
-    projection_ratio: float = 2.0
-
-    def __post_init__(self) -> None:
-        if self.ndim not in (1, 2, 3):
-            raise ValueError(f"FNOConfig.ndim must be 1, 2 or 3, got {self.ndim}")
-        require_positive(self, ("in_channels", "out_channels", "in_timesteps", "out_timesteps", "modes", "width",
-                                "n_layers"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FNOConfig:
-        return config_from_dict(cls, d, "FNO")
+from dpot.models.config import FNOConfig
 
 
 class FNOBaseline(nn.Module):

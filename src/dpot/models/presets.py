@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dpot.errors import DpotError
 from dpot.models.config import DPOTConfig
 
 # Reference sizes at C=4, T_in=10, P=8, 128x128, 12 classes. L needs out_layer_dim=128 and 16 heads, H an MLP
@@ -26,5 +27,5 @@ def preset_config(name: str, **overrides: Any) -> DPOTConfig:
     """Config of preset `name` (case-insensitive) with keyword overrides of any `DPOTConfig` field."""
     key = {k.lower(): k for k in PRESETS}.get(str(name).lower())
     if key is None:
-        raise ValueError(f"unknown DPOT preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise DpotError(f"unknown DPOT preset {name!r}; choose one of {', '.join(PRESETS)}")
     return DPOTConfig.from_dict({**PRESETS[key], **overrides})

@@ -1,4 +1,4 @@
-"""Checkpoint directories (DESIGN.md §8): `config.json` + `model.safetensors` (the model's `save_pretrained`)
+"""Checkpoint directories: `config.json` + `model.safetensors` (the model's `save_pretrained`)
 and `training_state.pt` (optimizer, sampler, RNG, step: tensors and plain containers only, so it loads with
 `torch.load(weights_only=True)`). Each directory is written under a temporary name and renamed when complete.
 """

@@ -1,15 +1,19 @@
-"""The pre-training config: one typed dataclass per section, loaded from YAML with dotted overrides.
+"""The run configs of `dpot pretrain` (`PretrainConfig`) and `dpot finetune` (`FinetuneConfig`): one typed
+dataclass per section, shared sections (`optim`, `train`) defined once.
 
-`dpot.config.load_config(PretrainConfig, "configs/pretrain/tiny.yaml", ["train.max_steps=50"])` builds one;
-the resolved config is saved as `RUN/config.yaml` and inside every checkpoint.
+`dpot.config.load_config(PretrainConfig, find_preset("pretrain", "tiny"), ["train.max_steps=50"])` builds one
+(typed, strict, ranges checked); the resolved config is saved as `RUN/config.yaml` and inside every checkpoint.
+The model configs (`DPOTConfig`, `FNOConfig`, `FNOSize`) live in `dpot.models.config`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+from dpot.config import check_fields, num
 from dpot.errors import DpotError
+from dpot.models.config import FNOSize
 
 
 @dataclass
@@ -31,14 +35,17 @@ class DataConfig:
     exclude: list[str] = field(default_factory=list)  # names to leave out (e.g. a held-out family)
     weights: dict[str, float] = field(default_factory=dict)  # per dataset name; absent = 1.0
     balanced: bool = True  # p(sample of dataset k) ∝ w_k/|D_k| (the paper); false = uniform over samples
-    t_in: int = 10
-    stride: int = 1  # time stride between frames of a window
+    t_in: int = num(10, ge=1)
+    stride: int = num(1, ge=1)  # time stride between frames of a window
     resolution: list[int] | None = None  # common grid; null = the datasets' own (must then agree)
     resample: Literal["bilinear", "fft"] = "bilinear"
-    n_channels: int | None = None  # pad to this many channels; null = the widest dataset
-    n_trajectories: int | None = None  # use only the first N training trajectories of each dataset
+    n_channels: int | None = num(None, ge=1, null="the widest dataset")  # pad to this many channels
+    n_trajectories: int | None = num(None, ge=1, null="all")  # only the first N training trajectories of each
     normalize: bool = False  # standardise channels with train-split stats (reference: raw)
-    num_workers: int = 0  # DataLoader worker processes
+    num_workers: int = num(0, ge=0)  # DataLoader worker processes
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass
@@ -46,59 +53,53 @@ class OptimConfig:
     """Optimiser and learning-rate schedule (stepped once per optimiser step)."""
 
     name: Literal["adamw", "adam"] = "adamw"  # adam = the reference's Adam with coupled L2 decay
-    lr: float = 1e-3
+    lr: float = num(1e-3, gt=0)
     betas: list[float] = field(default_factory=lambda: [0.9, 0.9])
-    eps: float = 1e-8
-    weight_decay: float = 1e-6
+    eps: float = num(1e-8, gt=0)
+    weight_decay: float = num(1e-6, ge=0)
     schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
-    schedule_steps: int | None = None  # schedule length; null = train.max_steps of the first run (then fixed)
-    warmup: float = 0.2  # warm-up length: a fraction of schedule_steps if < 1, else a number of steps
-    div_factor: float = 1e4  # onecycle: start lr = lr / div_factor
-    final_div_factor: float = 1e4  # onecycle: final lr = start lr / final_div_factor
-    min_lr_ratio: float = 0.0  # cosine: final lr = lr * min_lr_ratio
+    schedule_steps: int | None = num(None, ge=1, null="train.max_steps of the first run, then fixed")
+    warmup: float = num(0.2, ge=0)  # warm-up length: a fraction of schedule_steps if < 1, else a number of steps
+    div_factor: float = num(1e4, gt=0)  # onecycle: start lr = lr / div_factor
+    final_div_factor: float = num(1e4, gt=0)  # onecycle: final lr = start lr / final_div_factor
+    min_lr_ratio: float = num(0.0, ge=0, le=1)  # cosine: final lr = lr * min_lr_ratio
     cycle_beta1: bool = False  # onecycle: cycle beta1 0.95→0.85→0.95 as torch's OneCycleLR
-    clip_grad: float | None = 1.0  # max gradient norm; null = no clipping
+    clip_grad: float | None = num(1.0, gt=0, null="no clipping")  # max gradient norm
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise DpotError(f"optim.betas={self.betas}: give two numbers in [0, 1)")
-        if self.lr <= 0 or self.warmup < 0:
-            raise DpotError(f"optim.lr={self.lr} must be > 0 and optim.warmup={self.warmup} >= 0")
 
 
 @dataclass
 class TrainConfig:
     """The loop: steps, batch, noise, multi-step training, precision, logging, evaluation and checkpoints."""
 
-    max_steps: int = 1000  # optimiser steps to train to (resume with a larger value to continue)
-    batch_size: int = 8  # samples per rank per micro-batch
-    grad_accum: int = 1  # micro-batches per optimiser step (global batch = batch_size·grad_accum·ranks)
-    t_ar: int = 1  # auto-regressive steps per sample: predict t_ar frames one after another
+    max_steps: int = num(1000, ge=1)  # optimiser steps to train to (resume with a larger value to continue)
+    batch_size: int = num(8, ge=1)  # samples per rank per micro-batch
+    grad_accum: int = num(1, ge=1)  # micro-batches per optimiser step (global batch = batch·grad_accum·ranks)
+    t_ar: int = num(1, ge=1)  # auto-regressive steps per sample: predict t_ar frames one after another
     pushforward: bool = False  # t_ar > 1: gradient only through the last step (earlier ones without grad)
-    noise: float = 5e-4  # input noise level ε (reference) or κ (rms); 0 = off
+    noise: float = num(5e-4, ge=0)  # input noise level ε (reference) or κ (rms); 0 = off
     noise_mode: Literal["reference", "rms"] = "reference"  # x + ε·‖x‖·N(0,1), or x + κ·RMS(x)·N(0,1)
-    cls_weight: float = 0.0  # weight of the dataset-classification loss (the reference trains it with 0)
+    cls_weight: float = num(0.0, ge=0)  # weight of the dataset-classification loss (the reference: 0)
     seed: int = 0
     device: str = "auto"  # auto = cuda if available, else cpu
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 autocast on GPUs, fp32 on CPUs
     compile: bool = False  # torch.compile the model (falls back to eager if compilation fails)
     strategy: Literal["ddp", "fsdp"] = "ddp"  # under torchrun; fsdp shards parameters (large presets)
-    log_every: int = 10
-    eval_every: int = 0  # steps between evaluations on held-out trajectories; 0 = only at the end
+    log_every: int = num(10, ge=1)
+    eval_every: int = num(0, ge=0)  # steps between evaluations on held-out trajectories; 0 = only at the end
     eval_split: Literal["val", "test"] = "test"
-    eval_trajectories: int = 4  # per dataset
-    eval_steps: int = 5  # rollout length of the periodic evaluation
-    checkpoint_every: int = 500
-    max_bad_steps: int = 5  # consecutive NaN/Inf steps tolerated (skipped) before the run stops
+    eval_trajectories: int = num(4, ge=1)  # per dataset
+    eval_steps: int = num(5, ge=1)  # rollout length of the periodic evaluation
+    checkpoint_every: int = num(500, ge=1)
+    max_bad_steps: int = num(5, ge=1)  # consecutive NaN/Inf steps tolerated (skipped) before the run stops
     progress: bool = True  # progress bar on the terminal
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "batch_size", "grad_accum", "t_ar", "log_every", "checkpoint_every",
-                     "eval_trajectories", "eval_steps", "max_bad_steps"):
-            if getattr(self, name) < 1:
-                raise DpotError(f"train.{name}={getattr(self, name)} must be >= 1")
-        if self.noise < 0 or self.cls_weight < 0 or self.eval_every < 0:
-            raise DpotError("train.noise, train.cls_weight and train.eval_every must be >= 0")
+        check_fields(self)
 
 
 @dataclass
@@ -109,4 +110,65 @@ class PretrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    out: str = ""  # run directory
+
+
+# ------------------------------------------------------------------------------------------------ fine-tuning
+@dataclass
+class FinetuneTrainConfig(TrainConfig):
+    """The pre-training loop settings with fine-tuning defaults (no input noise, as the reference)."""
+
+    noise: float = num(0.0, ge=0)  # e.g. train.noise=5e-4 turns it on
+    checkpoint_every: int = num(200, ge=1)
+    eval_trajectories: int = num(8, ge=1)
+
+
+@dataclass
+class FinetuneDataConfig:
+    """The task: one dataset folder (`--data`), its window shape, few-shot subset and preprocessing."""
+
+    path: str = ""  # DIR/<dataset> with train.h5 (and val.h5 / test.h5)
+    t_in: int | None = num(None, ge=1, null="the checkpoint's T_in")  # steady-state datasets always use 1
+    stride: int = num(1, ge=1)
+    resolution: list[int] | None = None  # null = the dataset's native grid
+    resample: Literal["bilinear", "fft"] = "bilinear"
+    n_trajectories: int | None = num(None, ge=1, null="all")  # few-shot: only the first N training trajectories
+    normalize: bool | None = None  # null = as the checkpoint was trained
+    num_workers: int = num(0, ge=0)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass
+class AdaptConfig:
+    """How the checkpoint is adapted and which parts train (see `dpot.models.transfer`, `training.param_groups`)."""
+
+    channels: Literal["auto", "widen", "reinit"] = "auto"
+    time_agg: Literal["interpolate", "reinit"] = "interpolate"  # when T_in differs from the checkpoint's
+    freeze: list[str] = field(default_factory=list)  # parameter-name prefixes or backbone/embedding/head
+    heads_only_steps: int = num(0, ge=0)  # train only the embedding and output heads for N steps, then all
+    # layer-wise LR: block i of L gets lr·decay^(L-i), the embeddings lr·decay^(L+1)
+    layer_decay: float = num(1.0, gt=0, le=1)
+    lr_scale: dict[str, float] = field(default_factory=dict)  # extra LR factor per name prefix or alias
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass
+class FinetuneConfig:
+    """Everything `dpot finetune` needs; saved as `RUN/config.yaml`."""
+
+    # Runs saved before `n_trajectories` moved to `data` (as in pre-training) still load and resume.
+    moved_keys: ClassVar[dict[str, str]] = {"train.n_trajectories": "data.n_trajectories"}
+
+    init: str = ""  # checkpoint directory to start from (`--from`)
+    model: Literal["pretrained", "scratch", "fno"] = "pretrained"  # scratch = same network, fresh weights
+    preset: str = "demo"  # architecture for model=scratch without a checkpoint
+    fno: FNOSize = field(default_factory=FNOSize)
+    data: FinetuneDataConfig = field(default_factory=FinetuneDataConfig)
+    finetune: AdaptConfig = field(default_factory=AdaptConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(warmup=0.1))
+    train: FinetuneTrainConfig = field(default_factory=lambda: FinetuneTrainConfig(max_steps=500))
     out: str = ""  # run directory

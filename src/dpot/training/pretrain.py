@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from dpot.config import load_config, to_dict
+from dpot.config import find_preset, load_config, to_dict
 from dpot.data.format import dataset_dirs, open_split
 from dpot.errors import DpotError
 from dpot.training.config import DataConfig, PretrainConfig
@@ -74,7 +74,7 @@ def build_model(cfg: PretrainConfig, mixture) -> torch.nn.Module:
                   out_channels=mixture.n_channels, in_timesteps=cfg.data.t_in, n_cls=len(mixture.datasets))
     try:
         return DPOT.from_preset(cfg.model.preset, **{**fitted, **cfg.model.options})
-    except (TypeError, ValueError) as exc:
+    except DpotError as exc:
         raise DpotError(f"model: {exc}") from None
 
 
@@ -126,7 +126,8 @@ def normalization_stats(mixture, enabled: bool) -> dict[str, Any] | None:
 
 def load_pretrain_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple = (),
                          resume: str | os.PathLike | None = None) -> PretrainConfig:
-    """A config from a YAML file (or a run's saved `config.yaml` when resuming) plus dotted overrides."""
+    """A config from a packaged preset name or a YAML file (or a run's saved `config.yaml` when resuming) plus
+    dotted overrides."""
     if resume is not None:
         saved = Path(resume) / "config.yaml"
         if not saved.is_file():
@@ -134,8 +135,8 @@ def load_pretrain_config(path: str | os.PathLike | None = None, overrides: list[
         cfg = load_config(PretrainConfig, saved, overrides)
         return replace(cfg, out=str(resume))
     if path is None:
-        raise DpotError("give --config FILE (e.g. configs/pretrain/tiny.yaml) or --resume RUN_DIR")
-    return load_config(PretrainConfig, path, overrides)
+        raise DpotError("give --config NAME|FILE (e.g. --config tiny) or --resume RUN_DIR")
+    return load_config(PretrainConfig, find_preset("pretrain", path), overrides)
 
 
 def run_pretrain(cfg: PretrainConfig, resume: bool = False, stop_at: float | None = None) -> FitResult:

@@ -128,7 +128,7 @@ class Trainer:
             pred.float().mean().backward()
             self.engine = compiled
         except Exception as exc:  # compilation errors come in many types
-            self._say(f"torch.compile failed ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}); "
+            self.say(f"torch.compile failed ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}); "
                       "training in eager mode")
         self.optimizer.zero_grad(set_to_none=True)
 
@@ -193,7 +193,7 @@ class Trainer:
         self.skipped = list(state.get("skipped_steps", []))
         rank = self.env.rank
         if int(state.get("world_size", 1)) != self.env.world_size:
-            self._say(f"checkpoint was written with {state.get('world_size')} ranks, resuming with "
+            self.say(f"checkpoint was written with {state.get('world_size')} ranks, resuming with "
                       f"{self.env.world_size}: the data order will differ from an uninterrupted run")
             sampler = dict(state["sampler"][0], rank=rank, world_size=self.env.world_size)
             with warnings.catch_warnings():
@@ -289,7 +289,7 @@ class Trainer:
             self.skipped.append(self.step + 1)
             self.bad_run += 1
             where = ", ".join(sorted(bad_sets)) or "another rank's batch"
-            self._say(f"step {self.step + 1}: non-finite loss on {where}; step skipped")
+            self.say(f"step {self.step + 1}: non-finite loss on {where}; step skipped")
             if self.bad_run >= cfg.max_bad_steps:
                 raise DpotError(f"training diverged: NaN/Inf loss at step {self.step + 1} on dataset(s) "
                                 f"{where} ({self.bad_run} bad steps in a row); lower optim.lr, raise the "
@@ -329,7 +329,8 @@ class Trainer:
         return results
 
     # ---------------------------------------------------------------------------------------------- logging
-    def _say(self, msg: str) -> None:
+    def say(self, msg: str) -> None:
+        """Print `dpot: msg` on the main rank (through tqdm, so a progress bar stays intact)."""
         if getattr(self, "env", None) is None or self.env.is_main:
             from tqdm import tqdm
 
@@ -443,8 +444,7 @@ class Trainer:
                     t0 = time.perf_counter()
                 if self._stop:
                     result.interrupted = self._stop
-                    self._say(f"{self._stop}: stopped at step {self.step}, checkpoint saved; continue with "
-                              f"`dpot pretrain --resume {self.run_dir}`")
+                    self.say(f"{self._stop}: stopped at step {self.step}, checkpoint saved in {self.run_dir}")
                     break
             D.barrier()  # leave together: a rank that exits while another still talks to it can abort
         finally:
