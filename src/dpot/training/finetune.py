@@ -494,9 +494,9 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, stop_at: float | Non
     if cfg.finetune.heads_only_steps:
         HeadsFirst(model, trainer, cfg.finetune.heads_only_steps)
     if not resume:
-        trainer._say(f"fine-tuning {cfg.model} on {ddir.name}: " + "; ".join(log))
+        trainer.say(f"fine-tuning {cfg.model} on {ddir.name}: " + "; ".join(log))
     n_train = sum(p.numel() for g in groups for p in (dict(model.named_parameters())[n] for n in g["params"]))
-    trainer._say(
+    trainer.say(
         f"{n_train:,} of {sum(p.numel() for p in model.parameters()):,} parameters train; "
         f"{window.n_trajectories} trajectories, {len(window)} windows"
     )
