@@ -178,7 +178,6 @@ def checkpoint_summary(path: str | os.PathLike) -> str:
     """
     from safetensors import safe_open
 
-    from dpot.models.config import DPOTConfig
     from dpot.models.dpot import describe
 
     directory = Path(path)
@@ -201,7 +200,7 @@ def checkpoint_summary(path: str | os.PathLike) -> str:
         f"checkpoint {directory} (model_type {meta['model_type']}, dpot {meta.get('dpot_version', '?')})"
     ]
     if meta["model_type"] == "dpot":
-        lines.append(describe(DPOTConfig.from_dict(meta["model"]), n_params))
+        lines.append(describe(load_model_config(directory), n_params))
     else:
         lines.append("  model: " + ", ".join(f"{k}={v}" for k, v in meta["model"].items()))
         if n_params is not None:
