@@ -4,6 +4,7 @@ tiny` output, plus the bad inputs the downstream issue lists (one clear line eac
 from __future__ import annotations
 
 import json
+import sys
 
 import h5py
 import numpy as np
@@ -173,3 +174,12 @@ def test_demo_miniature(tmp_path):
     assert "## What this shows" in text and "FNO" in text
     for link in ("eval_holdout/error_ns2d_nu1e-5.png", "eval_zero_shot/report.md"):
         assert link in text and (tmp_path / "demo" / link).is_file()
+
+
+def test_fno_without_neuraloperator_is_one_line(tiny, run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "neuralop", None)  # as if the `baselines` extra were not installed
+    monkeypatch.setitem(sys.modules, "neuralop.models", None)
+    one_line_error(capsys, ["finetune", "--from", str(run / "checkpoint"), "--data",
+                            str(tiny / "diffusion_reaction_2d"), "--out", str(tmp_path / "fno"), "model=fno", *QUIET],
+                   "pip install 'dpot[baselines]'")
+    assert not (tmp_path / "fno" / "checkpoint").exists()
