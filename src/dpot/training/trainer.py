@@ -266,24 +266,25 @@ class Trainer:
         flags = D.all_reduce_sum(torch.stack([(~torch.isfinite(stats.step_loss_sum())).double(), stop]))
         if flags[1] > 0 and self._stop is None:
             self._stop = "signal on another rank"
-        ok, where = bool(flags[0] == 0), None
-        if ok:
+        ok = loss_ok = bool(flags[0] == 0)
+        if loss_ok:
             params = [p for g in self.optimizer.param_groups for p in g["params"]]
             max_norm = self.ocfg.clip_grad if self.ocfg.clip_grad is not None else float("inf")
             ok = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(params, max_norm)))
-            where = "(gradient)"
         if ok:
             self.optimizer.step()
+            self._count_bad(None)
         else:
             self.optimizer.zero_grad(set_to_none=True)
-            where = ", ".join(sorted(set(stats.bad_datasets()) | ({where} if where else set())))
-        self._count_bad(ok, where or "another rank's batch")
+            where = (", ".join(sorted(stats.bad_datasets())) or "another rank's batch") if not loss_ok else "(gradient)"
+            self._count_bad(where)
         stats.end_step(ok, cfg.grad_accum, cfg.batch_size * cfg.grad_accum * self.env.world_size)
         return ok
 
-    def _count_bad(self, ok: bool, where: str) -> None:
-        """The one place that tracks skipped steps: record a skip, and stop after `max_bad_steps` in a row."""
-        if ok:
+    def _count_bad(self, where: str | None) -> None:
+        """The one place that tracks skipped steps: `where` None = the step was applied; else record the skip
+        (`where` = the datasets or "(gradient)") and stop the run after `max_bad_steps` in a row."""
+        if where is None:
             self.bad_run = 0
             return
         self.skipped.append(self.step + 1)
