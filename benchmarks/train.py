@@ -36,6 +36,7 @@ def run_case(name: str, data: str, steps: int, warmup: int, batch: int, loader: 
 
     from dpot.config import find_preset, load_config, to_dict
     from dpot.training.config import PretrainConfig
+    from dpot.training.logs import IntervalStats
     from dpot.training.pretrain import build_mixture, build_model, select_datasets
     from dpot.training.trainer import Trainer
 
@@ -48,20 +49,20 @@ def run_case(name: str, data: str, steps: int, warmup: int, batch: int, loader: 
     trainer = Trainer(model, mixture, cfg.train, cfg.optim, "/nonexistent", config=to_dict(cfg),
                       num_workers=cfg.data.num_workers)
     trainer._setup(resume=False)
-    trainer.bad_run = 0
+    stats = IntervalStats(trainer.names, trainer.env.device)
     batches = iter(trainer.loader)
     if not loader:
         one = next(batches)
         batches = iter(lambda: one, None)
     cuda = trainer.env.device.type == "cuda"
     for _ in range(warmup):
-        trainer._train_step(batches)
+        trainer._train_step(batches, stats)
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
-        trainer._train_step(batches)
+        trainer._train_step(batches, stats)
     if cuda:
         torch.cuda.synchronize()
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0

@@ -237,10 +237,10 @@ def run_job(job: Job, work: Path, s: Scale) -> dict[str, Any]:
 
 
 def persistence(work: Path, s: Scale) -> dict[str, dict[str, float]]:
-    """L2RE of repeating the last input frame (`dpot.demo.LastFrame`) on every test set: the trivial bar."""
-    from dpot.demo import LastFrame
+    """L2RE of repeating the last input frame (`dpot.models.baselines.LastFrame`) on every test set: the trivial bar."""
     from dpot.evaluation.evaluate import evaluate_model
     from dpot.models import preset_config
+    from dpot.models.baselines import LastFrame
 
     model = LastFrame(preset_config("demo", img_size=s.res, in_channels=3, out_channels=3, in_timesteps=s.t_in))
     out = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -30,6 +31,20 @@ claims = _load("study_claims", ROOT / "studies" / "claims.py")
 MACHINE = {"cpu": "Test CPU", "cores": 2, "torch_threads": 1, "loadavg_1min_at_start": 3.0}
 
 
+def row(md: str, *first: str, cells: int | None = None) -> list[str]:
+    """The cells of the markdown table row that starts with the cells `first` (and has `cells` cells, if given;
+    exactly one such row)."""
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in md.splitlines()
+            if line.startswith("|")]
+    (found,) = [r for r in rows if r[: len(first)] == list(first) and cells in (None, len(r))]
+    return found
+
+
+def num(cell: str) -> float:
+    """The number a table cell shows (`4.00×`, `150,000`, `0.2`)."""
+    return float(re.match(r"-?[\d,]*\.?\d+(e-?\d+)?", cell).group().replace(",", ""))
+
+
 def _emulator_json() -> dict:
     row = {"family": "ns2d_vorticity", "ndim": 2, "steady": False, "res": 64, "batch": 4, "solver_frames": 10,
            "solver_s_per_frame": 0.2, "preset": "demo", "params_dpot": 150000, "dpot_s_per_frame": 0.05,
@@ -50,9 +65,14 @@ def test_run_builds_markdown_from_results(tmp_path):
     (tmp_path / "emulator_cpu.json").write_text(json.dumps(_emulator_json()))
     (tmp_path / "scaling_cpu.json").write_text(json.dumps(_scaling_json()))
     md = bench_run.build_markdown(tmp_path)
-    assert "Test CPU, 2 cores, 1 torch thread(s), load 3.0" in md
-    assert "| ns2d_vorticity | 64^2 | 4 | 10 | 0.2 | demo (150,000) | 0.05 | 4.00× |" in md
-    assert "| demo | 64² → 128² | 4× | 3.00× | 4.00× |" in md
+    from dpot.machine import machine_label
+
+    assert machine_label(MACHINE) in md
+    emu = row(md, "ns2d_vorticity")  # batch, solver frames, s/frame of each, the speed-up = their ratio
+    assert [num(c) for c in (emu[2], emu[3], emu[4], emu[6], emu[7])] == [4, 10, 0.2, 0.05, pytest.approx(4.0)]
+    assert "150,000" in emu[5]
+    growth = row(md, "demo", "64² → 128²")  # tokens 16² -> 32², time 0.1 -> 0.3 s, memory 10 -> 40 MiB
+    assert [num(c) for c in growth[2:5]] == [4, pytest.approx(3.0), pytest.approx(4.0)]
     assert "out of memory" in md
     assert "Not measured yet: run `python benchmarks/model.py" in md
     assert "GPU figures are pending" in md
@@ -132,14 +152,21 @@ def test_claims_report_from_synthetic_results(tmp_path):
     channels = {"pretrained": {"h": 0.5, "u": 0.2}, "pretrained_reinit": {"h": 0.05, "u": 0.3},
                 "scratch": {"h": 0.1, "u": 0.2}, "fno": {"h": 0.1, "u": 0.1}}
     md = claims.report("smoke", s, meta, c1, c2, c3, c4, ["a.png", "b.png", "c.png", "d.png"], base, channels)
-    assert "| DPOT fine-tuned, widen | 0.500 | 0.200 |" in md
-    assert "widen: largest ratio to scratch on `h` (0.500 vs 0.100, 5.00×)" in md
-    assert "reinit: largest ratio to scratch on `u` (0.300 vs 0.200, 1.50×)" in md
-    assert "| 1 | 0.100 | 0.080 | 0.200 | 0.300 | 0.020 | 0.016 | 0.040 | 0.060 |" in md
-    assert "4 of 4 claims agree" in md and "**agrees** with widen and reinit." in md
-    assert "The best DPOT beats the FNO baseline" in md and "More data barely helps" not in md
-    assert "| 4 | 0.020 | 0.050 | 0.075 |" in md  # the longer runs at the largest n (the fake ignores steps)
-    assert "beats repeating the last frame on 3 of 3 datasets" in md
+    assert [num(c) for c in row(md, "DPOT fine-tuned, widen")[1:]] == [0.5, 0.2]
+    # the channel with the largest error ratio to scratch, and the ratio: widen h 0.5/0.1, reinit u 0.3/0.2
+    for short, channel, p, q in (("widen", "h", 0.5, 0.1), ("reinit", "u", 0.3, 0.2)):
+        m = re.search(rf"{short}: largest ratio to scratch on `(\w+)` \(([\d.]+) vs ([\d.]+), ([\d.]+)×\)", md)
+        assert m[1] == channel and [float(m[i]) for i in (2, 3, 4)] == [p, q, pytest.approx(p / q, abs=5e-3)]
+    # n=1: rollout L2RE of widen, reinit, scratch, FNO (0.1, 0.08, 0.2, 0.3 / n), then one-step (a fifth of it)
+    want = [0.1, 0.08, 0.2, 0.3]
+    assert [num(c) for c in row(md, "1")[1:9]] == [*want, *[pytest.approx(v / 5) for v in want]]
+    assert c2["agreeing"] == ["pretrained", "pretrained_reinit"] and not c2["flat"]
+    assert int(re.search(r"(\d) of 4 claims agree", md)[1]) == sum(c["agree"] for c in (c1, c2, c3, c4))
+    assert all(min(r[m][0] for m in ("pretrained", "pretrained_reinit", "scratch")) < r["fno"][0] for r in c2["rows"])
+    # the longer runs at the largest n (the fake ignores steps): reinit, scratch, FNO = (0.08, 0.2, 0.3) / 4
+    assert [num(c) for c in row(md, "4", cells=7)[1:4]] == [0.02, 0.05, 0.075]
+    beat, total = map(int, re.search(r"beats repeating the last frame on (\d+) of (\d+) datasets", md).groups())
+    assert beat == total == len(claims.pretrain_sets())  # every fake rollout (<= 0.21) is below the bar 0.25
 
 
 def test_claims_report_rebuilds_from_the_committed_results(tmp_path):

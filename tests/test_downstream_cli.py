@@ -4,6 +4,7 @@ tiny` output, plus the bad inputs the downstream issue lists (one clear line eac
 from __future__ import annotations
 
 import json
+import sys
 
 import h5py
 import numpy as np
@@ -150,17 +151,19 @@ def test_channel_mismatch_is_one_line(tiny, run, tmp_path, capsys):
     assert not (tmp_path / "ft" / "checkpoint").exists() and not (tmp_path / "ev").exists()
 
 
-def test_demo_miniature(tiny, tmp_path):
-    """The whole demo on the tiny corpus with a tiny budget (seconds, not the 15-minute one)."""
-    from dpot.demo import run_demo
+def test_demo_miniature(tmp_path):
+    """The whole demo, generation of the tiny corpus included, with a tiny budget (seconds, not 15 minutes)."""
+    from dpot.workflows.demo import run_demo
 
-    report = run_demo(tmp_path / "demo", data=tiny, overrides=[
+    report = run_demo(tmp_path / "demo", overrides=[
+        "preset=tiny",
         # a spent budget: pre-training calibrates then trains min_steps; fine-tuning runs hit the hard time limit
         "holdout=ns2d_nu1e-5", f"pretrain_config={PRESETS / 'pretrain' / 'tiny.yaml'}", "budget_seconds=0",
         "eval_reserve_seconds=0", "min_steps=2", "calibration_steps=3", "n_trajectories=2", "eval_trajectories=1",
-        "rollout=2", "progress=false", "fno_modes=4", "fno_width=8", "fno_layers=2"])
+        "rollout=2", "progress=false", "fno.modes=4", "fno.width=8", "fno.n_layers=2"])
     text = report.read_text()
     summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    assert summary["generated"] and (tmp_path / "demo" / "data" / "ns2d_nu1e-5" / "test.h5").is_file()
     assert summary["holdout"] == "ns2d_nu1e-5" and summary["pretrain"]["steps"] == 2
     assert summary["pretrain"]["measured_step_seconds"] > 0
     for label in ("DPOT fine-tuned", "DPOT from scratch", "FNO"):  # the spent time limit stops each run at once
@@ -175,3 +178,12 @@ def test_demo_miniature(tiny, tmp_path):
     assert "## What this shows" in text and "FNO" in text
     for link in ("eval_holdout/error_ns2d_nu1e-5.png", "eval_zero_shot/report.md"):
         assert link in text and (tmp_path / "demo" / link).is_file()
+
+
+def test_fno_without_neuraloperator_is_one_line(tiny, run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "neuralop", None)  # as if the `baselines` extra were not installed
+    monkeypatch.setitem(sys.modules, "neuralop.models", None)
+    one_line_error(capsys, ["finetune", "--from", str(run / "checkpoint"), "--data",
+                            str(tiny / "diffusion_reaction_2d"), "--out", str(tmp_path / "fno"), "model=fno", *QUIET],
+                   "pip install 'dpot[baselines]'")
+    assert not (tmp_path / "fno" / "checkpoint").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 import torch
@@ -75,3 +76,66 @@ def test_rollout_slides_window_and_bundles():
         dpot.rollout(m, hist, steps=2, bundle=3)
     with pytest.raises(ValueError, match="history must have shape"):
         dpot.rollout(m, hist[..., :2, :], steps=2)
+
+
+def test_registry_names_each_config_class():
+    from dpot.models.checkpoint import model_class
+    from dpot.models.fno_baseline import FNOConfig
+
+    assert model_class("dpot").config_class is DPOTConfig and model_class("fno").config_class is FNOConfig
+    assert all(model_class(t).model_type == t for t in MODEL_TYPES)
+
+
+def test_load_overrides_keep_weight_shapes(tmp_path):
+    from dpot.models.checkpoint import load_model_config
+
+    m = small()
+    m.save_pretrained(tmp_path / "ck")
+    loaded = load_model(tmp_path / "ck", interpolate_pos_embed=True)
+    assert loaded.config.interpolate_pos_embed and torch.equal(loaded.pos_embed, m.pos_embed)
+    x = torch.randn(1, 24, 24, 3, 2)  # a grid the checkpoint was not built for, thanks to the override
+    assert loaded(x).shape == (1, 24, 24, 1, 2)
+    assert load_model_config(tmp_path / "ck", grad_checkpoint=True).grad_checkpoint
+    with pytest.raises(DpotError, match=r"override depth=2 changes the weights \(blocks\.1\."):
+        dpot.DPOT.from_pretrained(tmp_path / "ck", depth=2)
+    with pytest.raises(DpotError, match="override channel_mask=True changes the weights"):
+        load_model(tmp_path / "ck", channel_mask=True)
+    with pytest.raises(DpotError, match="unknown DPOT config keys"):
+        load_model(tmp_path / "ck", depht=2)
+
+
+def fno_model():
+    from dpot.models.fno_baseline import FNOBaseline, FNOConfig
+
+    torch.manual_seed(0)
+    return FNOBaseline(FNOConfig(ndim=1, in_channels=1, out_channels=1, in_timesteps=2, modes=3, width=4,
+                                 n_layers=1))
+
+
+def test_fno_checkpoint_same_format_and_older_ones_load(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    m = fno_model()
+    m.save_pretrained(tmp_path / "new")
+    with safe_open(str(tmp_path / "new" / "model.safetensors"), framework="pt") as f:
+        assert f.metadata() == {"format": "pt"}
+    x = torch.randn(2, 16, 2, 1)
+    assert torch.equal(load_model(tmp_path / "new")(x), m(x))
+    # the layout FNO checkpoints had before the shared format: no safetensors metadata
+    old = tmp_path / "old"
+    old.mkdir()
+    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(old / "model.safetensors"))
+    (old / "config.json").write_text(json.dumps({"model_type": "fno", "model": m.config.to_dict(),
+                                                 "dpot_version": "0.1.0"}))
+    assert torch.equal(load_model(old)(x), m(x))
+
+
+def test_missing_optional_extra_is_one_line(tmp_path, monkeypatch):
+    fno_model().save_pretrained(tmp_path / "ck")
+    monkeypatch.setitem(sys.modules, "neuralop", None)  # as if neuraloperator were not installed
+    monkeypatch.setitem(sys.modules, "neuralop.models", None)
+    with pytest.raises(DpotError, match=r"pip install 'dpot\[baselines\]'"):
+        load_model(tmp_path / "ck")
+    with pytest.raises(DpotError, match=r"pip install 'dpot\[baselines\]'"):
+        fno_model()

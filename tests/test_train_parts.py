@@ -85,3 +85,21 @@ def test_adam_is_coupled_adamw_is_decoupled():
     assert type(build_optimizer([{"params": [torch.nn.Parameter(torch.ones(1))]}], cfg)) is torch.optim.Adam
     cfg = OptimConfig(name="adamw", weight_decay=0.1)
     assert type(build_optimizer([{"params": [torch.nn.Parameter(torch.ones(1))]}], cfg)) is torch.optim.AdamW
+
+
+def test_interval_stats_average_applied_steps_per_dataset():
+    from dpot.training.logs import IntervalStats
+
+    stats = IntervalStats(["a", "b"], torch.device("cpu"))
+    stats.begin_step()
+    stats.add_batch(torch.tensor([1.0, 3.0]), torch.tensor([0, 1]), torch.tensor(2.0))
+    stats.add_batch(torch.tensor([2.0, 2.0]), torch.tensor([0, 0]), torch.tensor(2.0))
+    stats.end_step(True, grad_accum=2, samples=4)
+    stats.begin_step()  # a diverged step: counted in the throughput, not in the losses
+    stats.add_batch(torch.tensor([float("nan"), 5.0]), torch.tensor([1, 0]), torch.tensor(float("nan")))
+    assert stats.bad_datasets() == ["b"] and not torch.isfinite(stats.step_loss_sum())
+    stats.end_step(False, grad_accum=1, samples=2)
+    out = stats.read()
+    assert out["loss"] == 2.0 and out["loss_per_dataset"] == {"a": 5.0 / 3, "b": 3.0}
+    assert out["samples_per_s"] == pytest.approx(3 * out["steps_per_s"])
+    assert stats.read()["loss"] is None  # a new interval starts empty

@@ -44,19 +44,6 @@ def _model_grid(model: nn.Module, native: tuple[int, ...]) -> tuple[int, ...] | 
     return tuple(cfg.img_size)
 
 
-def checkpoint_config(path: str | os.PathLike) -> Any:
-    """The model config stored in a checkpoint's `config.json` (DPOT or FNO), without loading weights."""
-    from dpot.models.checkpoint import read_checkpoint_config
-    from dpot.models.config import DPOTConfig
-    from dpot.models.fno_baseline import FNOConfig
-
-    meta = read_checkpoint_config(path)
-    classes = {"dpot": DPOTConfig, "fno": FNOConfig}
-    if meta["model_type"] not in classes:
-        raise DpotError(f"{path}: model_type {meta['model_type']!r} cannot be evaluated (known: dpot, fno)")
-    return classes[meta["model_type"]].from_dict(meta["model"])
-
-
 def check_fit(cfg: Any, dataset_dir: str | os.PathLike, split: str = "test") -> None:
     """Raise a one-line DpotError when a model config cannot take the dataset (dimension, channels, T_in)."""
     from dpot.data.format import open_split
@@ -249,12 +236,13 @@ def evaluate_checkpoints(
 
     from dpot.data.format import dataset_dirs
     from dpot.models import load_model
+    from dpot.models.checkpoint import load_model_config
 
     specs = [checkpoint_label(c) for c in checkpoints]
     labels = [lab for lab, _ in specs]
     if len(set(labels)) != len(labels):
         specs = [(f"{lab}#{i + 1}", p) for i, (lab, p) in enumerate(specs)]
-    cfgs = [checkpoint_config(path) for _, path in specs]
+    cfgs = [load_model_config(path) for _, path in specs]
     dirs: list[Path] = []
     for root in data:  # a named dataset must fit; datasets found under a root that do not fit are skipped
         found = dataset_dirs(root)

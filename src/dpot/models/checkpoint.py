@@ -1,8 +1,9 @@
-"""Checkpoint directories: `config.json` (model type + config + extras) and `model.safetensors`.
+"""Checkpoint directories and the model-type registry: `config.json` (model type + config + extras) and
+`model.safetensors`, one format and one save/load for every model type.
 
-`load_model(dir)` dispatches on `config.json["model_type"]` through `MODEL_TYPES`, whose values are classes
-with `from_pretrained(dir, map_location)` or lazy `"module:Class"` strings (so registering a model type never
-imports heavy optional dependencies).
+Every model class derives from `PretrainedModel` and names its `model_type` and its `config_class` (as in
+transformers). `MODEL_TYPES` maps each `model_type` to its class as a lazy `"module:Class"` string, so
+registering a type never imports heavy optional dependencies; `load_model(dir)` dispatches through it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import importlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -28,7 +29,8 @@ MODEL_TYPES: dict[str, Any] = {
 }
 
 
-def _resolve(model_type: str):
+def model_class(model_type: str) -> type[PretrainedModel]:
+    """The class registered for `model_type` (imported on first use)."""
     entry = MODEL_TYPES.get(model_type)
     if entry is None:
         raise DpotError(f"unknown model_type {model_type!r}; known types: {', '.join(sorted(MODEL_TYPES))}")
@@ -37,6 +39,29 @@ def _resolve(model_type: str):
         entry = getattr(importlib.import_module(module), attr)
         MODEL_TYPES[model_type] = entry
     return entry
+
+
+class PretrainedModel(nn.Module):
+    """Base of every dpot model type: a `config` of type `config_class`, and one checkpoint format."""
+
+    model_type: ClassVar[str]
+    config_class: ClassVar[type]
+
+    def reset_buffers(self) -> None:
+        """(Re)build non-persistent buffers after weights were loaded into a model built on `meta` (none here)."""
+
+    def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None) -> Path:
+        """Write `config.json` and `model.safetensors` into `directory` (each file atomically)."""
+        return write_checkpoint(directory, self.model_type, self.config.to_dict(), self.state_dict(), extra)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu",
+                        **overrides: Any):
+        """Load a checkpoint directory written by `save_pretrained` (strict: every tensor must match).
+
+        `overrides` change config options that keep every weight's shape (e.g. `interpolate_pos_embed=True`);
+        one that would change a weight is a DpotError naming it."""
+        return load_pretrained(cls, directory, map_location, **overrides)
 
 
 def read_checkpoint_config(directory: str | os.PathLike) -> dict[str, Any]:
@@ -52,6 +77,20 @@ def read_checkpoint_config(directory: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(meta, dict) or "model_type" not in meta or "model" not in meta:
         raise DpotError(f"{path}: not a dpot checkpoint config (needs 'model_type' and 'model')")
     return meta
+
+
+def _config(cls: type[PretrainedModel], values: dict[str, Any], where: str | os.PathLike) -> Any:
+    """`cls.config_class` from a dict; an invalid value is a one-line DpotError."""
+    try:
+        return cls.config_class.from_dict(values)
+    except ValueError as exc:
+        raise DpotError(f"{where}: {exc}") from None
+
+
+def load_model_config(directory: str | os.PathLike, **overrides: Any) -> Any:
+    """The model config stored in a checkpoint (its type's `config_class`), with `overrides`; reads no weights."""
+    meta = read_checkpoint_config(directory)
+    return _config(model_class(meta["model_type"]), {**meta["model"], **overrides}, directory)
 
 
 def write_checkpoint(directory: str | os.PathLike, model_type: str, config: dict[str, Any],
@@ -71,16 +110,29 @@ def write_checkpoint(directory: str | os.PathLike, model_type: str, config: dict
     return directory
 
 
-def save_pretrained(model: nn.Module, directory: str | os.PathLike, extra: dict | None = None) -> Path:
-    """Save a model with a `config` and `model_type` as a checkpoint directory."""
-    return write_checkpoint(directory, model.model_type, model.config.to_dict(), model.state_dict(), extra)
+def _shapes(cls: type[PretrainedModel], config: Any) -> dict[str, tuple[int, ...]]:
+    with torch.device("meta"):
+        return {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}
 
 
-def load_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu"):
-    """Build `cls` from `config.json` and load `model.safetensors` strictly."""
+def _check_overrides(cls: type[PretrainedModel], values: dict[str, Any], overrides: dict[str, Any],
+                     where: Path) -> None:
+    """DpotError naming the first override that would add, drop or reshape a weight."""
+    base = _shapes(cls, _config(cls, values, where))
+    for key, value in overrides.items():
+        changed = _shapes(cls, _config(cls, {**values, key: value}, where))
+        if changed != base:
+            diff = sorted(set(base) ^ set(changed)) or [k for k in base if base[k] != changed[k]]
+            raise DpotError(
+                f"{where}: override {key}={value!r} changes the weights ({diff[0]}); only options that keep "
+                "every weight's shape can be overridden at load time"
+            )
+
+
+def load_pretrained(cls: type[PretrainedModel], directory: str | os.PathLike,
+                    map_location: str | torch.device = "cpu", **overrides: Any):
+    """Build `cls` from `config.json` (plus shape-preserving `overrides`) and load `model.safetensors` strictly."""
     from safetensors.torch import load_file
-
-    from dpot.models.config import DPOTConfig
 
     directory = Path(directory)
     meta = read_checkpoint_config(directory)
@@ -92,7 +144,9 @@ def load_pretrained(cls, directory: str | os.PathLike, map_location: str | torch
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise DpotError(f"{directory}: {WEIGHTS_FILE} missing")
-    config = DPOTConfig.from_dict(meta["model"])
+    if overrides:
+        _check_overrides(cls, meta["model"], overrides, directory)
+    config = _config(cls, {**meta["model"], **overrides}, directory)
     with torch.device("meta"):  # no random init and no second copy of the weights (matters for L and H)
         model = cls(config)
     state = load_file(str(weights), device=str(map_location))
@@ -109,10 +163,12 @@ def load_pretrained(cls, directory: str | os.PathLike, map_location: str | torch
     return model.to(map_location)
 
 
-def load_model(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Load any dpot checkpoint directory, dispatching on its `model_type` through `MODEL_TYPES`."""
+def load_model(directory: str | os.PathLike, map_location: str | torch.device = "cpu",
+               **overrides: Any) -> PretrainedModel:
+    """Load any dpot checkpoint directory, dispatching on its `model_type` through `MODEL_TYPES`; `overrides`
+    as in `PretrainedModel.from_pretrained`."""
     meta = read_checkpoint_config(directory)
-    return _resolve(meta["model_type"]).from_pretrained(directory, map_location=map_location)
+    return model_class(meta["model_type"]).from_pretrained(directory, map_location=map_location, **overrides)
 
 
 def checkpoint_summary(path: str | os.PathLike) -> str:
@@ -122,7 +178,6 @@ def checkpoint_summary(path: str | os.PathLike) -> str:
     """
     from safetensors import safe_open
 
-    from dpot.models.config import DPOTConfig
     from dpot.models.dpot import describe
 
     directory = Path(path)
@@ -145,7 +200,7 @@ def checkpoint_summary(path: str | os.PathLike) -> str:
         f"checkpoint {directory} (model_type {meta['model_type']}, dpot {meta.get('dpot_version', '?')})"
     ]
     if meta["model_type"] == "dpot":
-        lines.append(describe(DPOTConfig.from_dict(meta["model"]), n_params))
+        lines.append(describe(load_model_config(directory), n_params))
     else:
         lines.append("  model: " + ", ".join(f"{k}={v}" for k, v in meta["model"].items()))
         if n_params is not None:

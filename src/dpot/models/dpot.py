@@ -12,8 +12,6 @@ instead of a `(T*D, D)` contraction on every token (15x fewer flops there for Ti
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from dpot.models.checkpoint import PretrainedModel
 from dpot.models.config import DPOTConfig
 from dpot.models.layers import (
     Block,
@@ -48,10 +47,13 @@ class PatchEmbed(nn.Module):
             self.mask_proj = nn.Parameter(torch.zeros(cfg.in_channels, e1))
 
 
-class DPOT(nn.Module):
-    """DPOT network. `model(x)` maps `(B, *space, T_in, C_in)` to `(B, *space, T_out, C_out)`."""
+class DPOT(PretrainedModel):
+    """DPOT network. `model(x)` maps `(B, *space, T_in, C_in)` to `(B, *space, T_out, C_out)`.
+
+    Checkpoints: `save_pretrained(dir)`, `DPOT.from_pretrained(dir, **overrides)` (from `PretrainedModel`)."""
 
     model_type = "dpot"
+    config_class = DPOTConfig
 
     def __init__(self, config: DPOTConfig):
         super().__init__()
@@ -85,26 +87,13 @@ class DPOT(nn.Module):
         coords = self._coord_patches(self.config.img_size)
         self.register_buffer("coord_patches", coords.to(device) if device else coords, persistent=False)
 
-    # -- presets and checkpoints
+    # -- presets
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> DPOT:
         """Build a preset size (`Ti`, `S`, `M`, `L`, `H`, `demo`) with optional config overrides."""
         from dpot.models.presets import preset_config
 
         return cls(preset_config(name, **overrides))
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> DPOT:
-        """Load a checkpoint directory written by `save_pretrained` (strict: every tensor must match)."""
-        from dpot.models.checkpoint import load_pretrained
-
-        return load_pretrained(cls, directory, map_location)
-
-    def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None) -> Path:
-        """Write `config.json` and `model.safetensors` into `directory` (each file atomically)."""
-        from dpot.models.checkpoint import save_pretrained
-
-        return save_pretrained(self, directory, extra)
 
     def num_parameters(self) -> int:
         """Number of parameters (works on the meta device)."""

@@ -2,32 +2,34 @@
 
 Time is folded into channels, `(B, *space, T_in, C_in) -> (B, T_in*C_in, *space) -> FNO ->
 (B, *space, T_out, C_out)`, so the same data pipeline, trainer, rollout and evaluator serve both models.
-Checkpoints use the DPOT layout
-(`config.json` with `model_type: "fno"` + `model.safetensors`) and load through `dpot.models.load_model`.
+Checkpoints are the DPOT format (`config.json` with `model_type: "fno"` + `model.safetensors`), written and
+read by `PretrainedModel` and loaded by `dpot.models.load_model`. neuraloperator is an optional extra
+(`dpot[baselines]`), imported only when an FNO is built.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import torch
-from torch import nn
 
 from dpot.errors import DpotError
-from dpot.io import atomic_path, write_json
+from dpot.models.checkpoint import PretrainedModel
 from dpot.models.config import FNOConfig
 
 
-class FNOBaseline(nn.Module):
+class FNOBaseline(PretrainedModel):
     """neuraloperator FNO behind DPOT's call: `model(x, channel_mask=None)` on `(B, *space, T_in, C)`."""
 
     model_type = "fno"
+    config_class = FNOConfig
 
     def __init__(self, config: FNOConfig):
         super().__init__()
-        from neuralop.models import FNO
+        try:
+            from neuralop.models import FNO
+        except ImportError:
+            raise DpotError(
+                "the FNO baseline needs neuraloperator, an optional extra: pip install 'dpot[baselines]'"
+            ) from None
 
         self.config = config
         c = config
@@ -60,46 +62,3 @@ class FNOBaseline(nn.Module):
         state = super().state_dict(*args, **kwargs)
         state.pop("_metadata", None)
         return state
-
-    def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None) -> Path:
-        """Write `config.json` and `model.safetensors` (each atomically) into `directory`."""
-        from safetensors.torch import save_file
-
-        from dpot import __version__
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        with atomic_path(directory / "model.safetensors") as tmp:
-            save_file(tensors, str(tmp))
-        write_json(
-            directory / "config.json",
-            {
-                "model_type": self.model_type,
-                "model": self.config.to_dict(),
-                "dpot_version": __version__,
-                **(extra or {}),
-            },
-        )
-        return directory
-
-    @classmethod
-    def from_pretrained(
-        cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu"
-    ) -> FNOBaseline:
-        """Load a checkpoint written by `save_pretrained`."""
-        from safetensors.torch import load_file
-
-        directory = Path(directory)
-        cfg_path = directory / "config.json"
-        if not cfg_path.is_file():
-            raise DpotError(f"{directory}: not a checkpoint directory (config.json missing)")
-        meta = json.loads(cfg_path.read_text())
-        if meta.get("model_type") != cls.model_type:
-            raise DpotError(f"{directory}: model_type is {meta.get('model_type')!r}, not 'fno'")
-        model = cls(FNOConfig.from_dict(meta["model"]))
-        weights = directory / "model.safetensors"
-        if not weights.is_file():
-            raise DpotError(f"{directory}: model.safetensors missing")
-        model.load_state_dict(load_file(str(weights), device=str(map_location)))
-        return model

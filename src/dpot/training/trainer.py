@@ -9,10 +9,9 @@ and writes atomic checkpoints that resume bit-for-bit (same weights as an uninte
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import os
 import signal
+import statistics
 import sys
 import time
 import warnings
@@ -33,6 +32,7 @@ from dpot.evaluation.metrics import l2re, relative_l2_loss
 from dpot.training import distributed as D
 from dpot.training.checkpoint import find_checkpoint, load_training_state, load_weights, save_checkpoint
 from dpot.training.config import OptimConfig, TrainConfig
+from dpot.training.logs import IntervalStats, RunLog
 from dpot.training.noise import add_noise
 from dpot.training.optim import apply_schedule, build_optimizer
 
@@ -48,6 +48,7 @@ class FitResult:
     eval_step: int | None = None  # the step `eval` was measured at
     skipped_steps: list[int] = field(default_factory=list)  # steps dropped for NaN/Inf loss or gradient
     interrupted: str | None = None  # "SIGTERM"/"SIGINT" if a signal stopped the run (after a checkpoint)
+    step_seconds: float | None = None  # measured seconds per optimiser step (median after two warm-up steps)
 
 
 class Trainer:
@@ -96,7 +97,8 @@ class Trainer:
         self.noise_gen.manual_seed(cfg.seed * 7919 + self.env.rank)
         self.sampler = BalancedSampler(self.mixture, seed=cfg.seed, balanced=self.balanced,
                                        rank=self.env.rank, world_size=self.env.world_size)
-        self.skipped: list[int] = []
+        self.skipped: list[int] = []  # steps skipped for a non-finite loss or gradient (kept in checkpoints)
+        self.bad_run = 0  # skipped steps in a row (see `_count_bad`)
         if ckpt is not None:
             self._restore(ckpt, fsdp)
         self.consumed = self.sampler.position  # samples this rank has trained on
@@ -240,20 +242,17 @@ class Trainer:
                 inp = torch.cat([inp[..., step_t:, :], nxt.to(inp.dtype)], dim=-2)
         return total, cls_loss
 
-    def _train_step(self, batches) -> tuple[float, torch.Tensor, torch.Tensor, bool]:
-        """One optimiser step over `grad_accum` micro-batches. Returns (mean loss, per-dataset loss sums,
-        per-dataset counts, whether the step was applied)."""
+    def _train_step(self, batches, stats: IntervalStats) -> bool:
+        """One optimiser step over `grad_accum` micro-batches (losses go to `stats`); whether it was applied.
+
+        A non-finite loss (on any rank) or gradient skips the step; `max_bad_steps` in a row stop the run."""
         cfg = self.cfg
-        k = len(self.names)
-        sums = torch.zeros(k, dtype=torch.float64)
-        counts = torch.zeros(k, dtype=torch.float64)
-        bad_sets: set[str] = set()
-        loss_sum = 0.0
+        stats.begin_step()
         self.optimizer.zero_grad(set_to_none=True)
+        ddp = isinstance(self.engine, nn.parallel.DistributedDataParallel)
         for micro in range(cfg.grad_accum):
             batch = next(batches)
             self.consumed += cfg.batch_size
-            ddp = isinstance(self.engine, nn.parallel.DistributedDataParallel)
             sync = micro == cfg.grad_accum - 1 or not ddp
             with contextlib.nullcontext() if sync else self.engine.no_sync():
                 per_sample, cls_loss = self._losses(batch)
@@ -261,40 +260,40 @@ class Trainer:
                 if cls_loss is not None:
                     loss = loss + cfg.cls_weight * cls_loss
                 (loss / cfg.grad_accum).backward()
-            ps = per_sample.detach().double().cpu()
-            ids = batch["dataset"].cpu()
-            finite = torch.isfinite(ps)
-            bad_sets.update(self.names[int(i)] for i in ids[~finite])
-            sums.index_add_(0, ids[finite], ps[finite])
-            counts.index_add_(0, ids[finite], torch.ones(int(finite.sum()), dtype=torch.float64))
-            loss_sum += float(loss.detach())
-        flags = torch.tensor([float(not math.isfinite(loss_sum)), float(self._stop is not None)],
-                             device=self.env.device)
-        D.all_reduce_sum(flags)
+            stats.add_batch(per_sample, batch["dataset"], loss)
+        # one all-reduce tells every rank whether any rank's loss diverged or got a stop signal
+        stop = torch.tensor(float(self._stop is not None), dtype=torch.float64, device=self.env.device)
+        flags = D.all_reduce_sum(torch.stack([(~torch.isfinite(stats.step_loss_sum())).double(), stop]))
         if flags[1] > 0 and self._stop is None:
             self._stop = "signal on another rank"
-        ok = bool(flags[0] == 0)
-        if ok:
+        ok = loss_ok = bool(flags[0] == 0)
+        if loss_ok:
             params = [p for g in self.optimizer.param_groups for p in g["params"]]
             max_norm = self.ocfg.clip_grad if self.ocfg.clip_grad is not None else float("inf")
-            norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-            ok = bool(torch.isfinite(norm))
-            if not ok:
-                bad_sets.add("(gradient)")
+            ok = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(params, max_norm)))
         if ok:
             self.optimizer.step()
-            self.bad_run = 0
+            self._count_bad(None)
         else:
             self.optimizer.zero_grad(set_to_none=True)
-            self.skipped.append(self.step + 1)
-            self.bad_run += 1
-            where = ", ".join(sorted(bad_sets)) or "another rank's batch"
-            self.say(f"step {self.step + 1}: non-finite loss on {where}; step skipped")
-            if self.bad_run >= cfg.max_bad_steps:
-                raise DpotError(f"training diverged: NaN/Inf loss at step {self.step + 1} on dataset(s) "
-                                f"{where} ({self.bad_run} bad steps in a row); lower optim.lr, raise the "
-                                "warm-up or check the data, then resume from the last checkpoint")
-        return loss_sum / cfg.grad_accum, sums, counts, ok
+            where = (", ".join(sorted(stats.bad_datasets())) or "another rank's batch") if not loss_ok else "(gradient)"
+            self._count_bad(where)
+        stats.end_step(ok, cfg.grad_accum, cfg.batch_size * cfg.grad_accum * self.env.world_size)
+        return ok
+
+    def _count_bad(self, where: str | None) -> None:
+        """The one place that tracks skipped steps: `where` None = the step was applied; else record the skip
+        (`where` = the datasets or "(gradient)") and stop the run after `max_bad_steps` in a row."""
+        if where is None:
+            self.bad_run = 0
+            return
+        self.skipped.append(self.step + 1)
+        self.bad_run += 1
+        self.say(f"step {self.step + 1}: non-finite loss on {where}; step skipped")
+        if self.bad_run >= self.cfg.max_bad_steps:
+            raise DpotError(f"training diverged: NaN/Inf loss at step {self.step + 1} on dataset(s) "
+                            f"{where} ({self.bad_run} bad steps in a row); lower optim.lr, raise the "
+                            "warm-up or check the data, then resume from the last checkpoint")
 
     # ----------------------------------------------------------------------------------------------- eval
     @torch.no_grad()
@@ -336,47 +335,43 @@ class Trainer:
 
             tqdm.write(f"dpot: {msg}", file=sys.stderr)
 
-    def _open_logs(self, resume: bool):
-        """metrics.jsonl (entries after the resumed step dropped) and a TensorBoard writer (purged too)."""
-        from torch.utils.tensorboard import SummaryWriter
-
-        path = self.run_dir / "metrics.jsonl"
-        if resume and path.exists():
-            kept = []
-            for line in path.read_text().splitlines():
-                try:
-                    if json.loads(line)["step"] <= self.step:
-                        kept.append(line)
-                except (ValueError, KeyError, TypeError):
-                    continue  # a line cut short by a kill
-            from dpot.io import write_text
-
-            write_text(path, "".join(f"{line}\n" for line in kept))
-        elif not resume:
-            path.unlink(missing_ok=True)
-        tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step + 1 if resume else None)
-        return open(path, "a"), tb
-
-    def _log(self, record: dict[str, Any]) -> None:
-        self.metrics_file.write(json.dumps(record) + "\n")
-        self.metrics_file.flush()
-        step = record["step"]
-        for key, value in record.items():
-            if isinstance(value, dict):
-                for name, v in value.items():
-                    self.tb.add_scalar(f"{key}/{name}", v, step)
-            elif isinstance(value, (int, float)) and key != "step" and value is not None:
-                self.tb.add_scalar(key, value, step)
-
-    # --------------------------------------------------------------------------------------------- the loop
     def _on_signal(self, signum, frame) -> None:
         self._stop = signal.Signals(signum).name
+
+    def _catch_signals(self) -> dict:
+        """SIGTERM/SIGINT set `_stop` (the run then checkpoints and ends); returns the old handlers."""
+        handlers = {}
+        if hasattr(signal, "SIGTERM"):
+            with contextlib.suppress(ValueError):  # not the main thread: no handlers
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    handlers[sig] = signal.signal(sig, self._on_signal)
+        return handlers
+
+    def _log_interval(self, stats: IntervalStats, lr: float, do_eval: bool, result: FitResult, bar) -> None:
+        """Read the interval's statistics (all ranks), evaluate if due, and write one metrics record."""
+        cfg = self.cfg
+        interval = stats.read()
+        self._step_rates.append((self.step, interval.pop("steps_per_s")))
+        record = {"step": self.step, "loss": interval["loss"], "loss_per_dataset": interval["loss_per_dataset"],
+                  "lr": lr, "samples_per_s": interval["samples_per_s"]}
+        if self.skipped and self.skipped[-1] > self.step - cfg.log_every:
+            record["skipped_steps"] = [s for s in self.skipped if s > self.step - cfg.log_every]
+        if do_eval:
+            result.eval, result.eval_step = self.evaluate(), self.step
+            record["eval_l2re"] = result.eval
+        result.loss = record["loss"]
+        if self.env.is_main:
+            self.log.write(record)
+            mean = record["loss"] if record["loss"] is not None else float("nan")
+            bar.set_postfix(loss=f"{mean:.4g}", samples_s=f"{record['samples_per_s']:.1f}")
 
     def fit(self, resume: bool = False, stop_at: float | None = None) -> FitResult:
         """Train up to `train.max_steps` (continuing from `RUN/checkpoint` if `resume`).
 
         `stop_at` (a `time.perf_counter()` value) is a time limit: the run then stops as on SIGTERM, after the
         current step, with a checkpoint, and can be resumed."""
+        from tqdm import tqdm
+
         cfg = self.cfg
         self._setup(resume)
         main = self.env.is_main
@@ -384,64 +379,31 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if self.config:
                 dump_yaml(self.config, self.run_dir / "config.yaml")
-            self.metrics_file, self.tb = self._open_logs(resume)
-        handlers = {}
-        if hasattr(signal, "SIGTERM"):
-            with contextlib.suppress(ValueError):  # not the main thread: no handlers
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    handlers[sig] = signal.signal(sig, self._on_signal)
-        from tqdm import tqdm
-
+            self.log = RunLog(self.run_dir, self.step, resume)
+        handlers = self._catch_signals()
         bar = tqdm(total=cfg.max_steps, initial=self.step, unit="step", dynamic_ncols=True, file=sys.stderr,
                    disable=not (cfg.progress and main))
         result = FitResult(self.run_dir, self.step, None)
-        self.bad_run = 0
-        k = len(self.names)
-        acc_sums, acc_counts = torch.zeros(k, dtype=torch.float64), torch.zeros(k, dtype=torch.float64)
-        acc_loss, acc_n = 0.0, 0
+        stats = IntervalStats(self.names, self.env.device)
+        self._step_rates: list[tuple[int, float]] = []
         batches = iter(self.loader)
         self.model.train()
-        t0, samples0 = time.perf_counter(), 0
         try:
             while self.step < cfg.max_steps:
                 if stop_at is not None and self._stop is None and time.perf_counter() >= stop_at:
                     self._stop = "time budget"  # set before the step, whose all-reduce tells every rank
                 lr = apply_schedule(self.optimizer, self.ocfg, self.step, self.total)
-                loss, sums, counts, ok = self._train_step(batches)
+                self._train_step(batches, stats)
                 self.step += 1
-                samples0 += cfg.batch_size * cfg.grad_accum * self.env.world_size
-                if ok:
-                    acc_loss, acc_n = acc_loss + loss, acc_n + 1
-                    acc_sums += sums
-                    acc_counts += counts
                 bar.update(1)
-                do_eval = bool(self.eval_sets) and ((cfg.eval_every and self.step % cfg.eval_every == 0)
-                                                    or self.step == cfg.max_steps)
-                if self.step % cfg.log_every == 0 or do_eval or self.step == cfg.max_steps or self._stop:
-                    tail = torch.tensor([acc_loss, acc_n], dtype=torch.float64)
-                    stats = D.all_reduce_sum(torch.cat([acc_sums, acc_counts, tail]))
-                    mean = float(stats[-2] / stats[-1]) if stats[-1] > 0 else float("nan")
-                    per = {self.names[i]: float(stats[i] / stats[k + i])
-                           for i in range(k) if stats[k + i] > 0}
-                    dt = time.perf_counter() - t0
-                    record = {"step": self.step, "loss": mean if stats[-1] > 0 else None,
-                              "loss_per_dataset": per, "lr": lr, "samples_per_s": samples0 / max(dt, 1e-9)}
-                    if self.skipped and self.skipped[-1] > self.step - cfg.log_every:
-                        record["skipped_steps"] = [s for s in self.skipped if s > self.step - cfg.log_every]
-                    if do_eval:
-                        result.eval, result.eval_step = self.evaluate(), self.step
-                        record["eval_l2re"] = result.eval
-                    result.loss = record["loss"]
-                    if main:
-                        self._log(record)
-                        bar.set_postfix(loss=f"{mean:.4g}", samples_s=f"{record['samples_per_s']:.1f}")
-                    acc_sums.zero_()
-                    acc_counts.zero_()
-                    acc_loss, acc_n = 0.0, 0
-                    t0, samples0 = time.perf_counter(), 0
-                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps or self._stop:
+                last = self.step == cfg.max_steps
+                do_eval = bool(self.eval_sets) and ((cfg.eval_every and self.step % cfg.eval_every == 0) or last)
+                if self.step % cfg.log_every == 0 or do_eval or last or self._stop:
+                    self._log_interval(stats, lr, do_eval, result, bar)
+                    stats.restart_clock()
+                if self.step % cfg.checkpoint_every == 0 or last or self._stop:
                     self.save()
-                    t0 = time.perf_counter()
+                    stats.restart_clock()
                 if self._stop:
                     result.interrupted = self._stop
                     self.say(f"{self._stop}: stopped at step {self.step}, checkpoint saved in {self.run_dir}")
@@ -453,10 +415,16 @@ class Trainer:
                 signal.signal(sig, old)
             del batches
             if main:
-                self.metrics_file.close()
-                self.tb.close()
+                self.log.close()
             if self.env.owns_group:  # every rank passed the barrier at the end of the last save
                 D.teardown()
         result.step = self.step
         result.skipped_steps = list(self.skipped)
+        result.step_seconds = _step_seconds(self._step_rates)
         return result
+
+
+def _step_seconds(rates: list[tuple[int, float]]) -> float | None:
+    """Seconds per optimiser step: 1 / the median step rate of the logging intervals after step 2 (warm-up)."""
+    warm = [r for step, r in rates if step > 2 and r > 0] or [r for _, r in rates if r > 0]
+    return 1.0 / statistics.median(warm) if warm else None
