@@ -42,7 +42,7 @@ class DataConfig:
     n_channels: int | None = num(None, ge=1, null="the widest dataset")  # pad to this many channels
     n_trajectories: int | None = num(None, ge=1, null="all")  # only the first N training trajectories of each
     normalize: bool = False  # standardise channels with train-split stats (reference: raw)
-    num_workers: int = num(0, ge=0)  # DataLoader worker processes
+    num_workers: int = num(2, ge=0)  # DataLoader worker processes (0 = load in the training process)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -88,6 +88,7 @@ class TrainConfig:
     device: str = "auto"  # auto = cuda if available, else cpu
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 autocast on GPUs, fp32 on CPUs
     compile: bool = False  # torch.compile the model (falls back to eager if compilation fails)
+    tf32: bool = False  # fp32 matmuls/convolutions on TF32 tensor cores (GPUs; training and evaluation)
     strategy: Literal["ddp", "fsdp"] = "ddp"  # under torchrun; fsdp shards parameters (large presets)
     log_every: int = num(10, ge=1)
     eval_every: int = num(0, ge=0)  # steps between evaluations on held-out trajectories; 0 = only at the end
@@ -134,7 +135,7 @@ class FinetuneDataConfig:
     resample: Literal["bilinear", "fft"] = "bilinear"
     n_trajectories: int | None = num(None, ge=1, null="all")  # few-shot: only the first N training trajectories
     normalize: bool | None = None  # null = as the checkpoint was trained
-    num_workers: int = num(0, ge=0)
+    num_workers: int = num(2, ge=0)  # DataLoader worker processes (0 = load in the training process)
 
     def __post_init__(self) -> None:
         check_fields(self)

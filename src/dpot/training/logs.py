@@ -51,21 +51,19 @@ class IntervalStats:
         """Sum of this step's micro-batch losses (a device scalar; non-finite when any batch diverged)."""
         return self._step_loss
 
-    def bad_datasets(self) -> list[str]:
-        """Names of the datasets with a non-finite loss in this step (reads the device; only for a bad step)."""
-        bad = self._step[2].cpu()
-        return [self.names[i] for i in range(len(self.names)) if bad[i] > 0]
+    def bad_counts(self) -> torch.Tensor:
+        """Per dataset, this step's samples with a non-finite loss (a new device tensor `(K,)`, not read)."""
+        return self._step[2].clone()
 
-    def end_step(self, applied: bool, grad_accum: int, samples: int) -> None:
-        """Count the step's samples; an applied step's losses join the interval (a skipped one's do not)."""
+    def end_step(self, applied: torch.Tensor, grad_accum: int, samples: int) -> None:
+        """Count the step's samples; an applied step's losses join the interval (a skipped one's do not).
+
+        `applied`: a boolean device scalar, used without reading it (no host sync)."""
         self.samples += samples
         self.steps += 1
-        if applied:
-            k = len(self.names)
-            self._interval[:k] += self._step[0]
-            self._interval[k:2 * k] += self._step[1]
-            self._interval[-2] += self._step_loss / grad_accum
-            self._interval[-1] += 1
+        step = torch.cat([self._step[0], self._step[1], (self._step_loss / grad_accum).view(1),
+                          self._step_loss.new_ones(1)])
+        self._interval += torch.where(applied, step, torch.zeros_like(step))
 
     def read(self) -> dict[str, Any]:
         """The interval over all ranks (`loss` None when no step was applied; `steps_per_s` for timing), then

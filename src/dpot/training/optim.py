@@ -63,13 +63,17 @@ def beta1_at(cfg: OptimConfig, step: int, total: int) -> float:
 
 def build_optimizer(groups: Iterable[dict], cfg: OptimConfig) -> torch.optim.Optimizer:
     """AdamW or coupled-decay Adam over parameter groups; a group may set its own peak `lr` (layer-wise LR),
-    which is remembered as `base_lr` for the schedule."""
+    which is remembered as `base_lr` for the schedule.
+
+    The fused implementation: besides being one kernel per device, its `found_inf` lets the trainer skip a
+    step decided on the device (weights, moments and step counters untouched) without reading it back."""
     groups = [dict(g) for g in groups]
     for g in groups:
         g.setdefault("lr", cfg.lr)
         g["base_lr"] = g["lr"]
     cls = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
-    return cls(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
+    return cls(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay,
+               fused=True)
 
 
 def apply_schedule(optimizer: torch.optim.Optimizer, cfg: OptimConfig, step: int, total: int) -> float:

@@ -15,7 +15,7 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from dpot.config import dump_yaml
+from dpot.data.checks import check_finite
 from dpot.data.mixture import BalancedSampler, Mixture
 from dpot.errors import DpotError
 from dpot.evaluation.metrics import l2re, relative_l2_loss
@@ -75,7 +76,8 @@ class Trainer:
         self.names = [str(getattr(d, "name", k)) for k, d in enumerate(mixture.datasets)]
         self.total = optim.schedule_steps or train.max_steps  # schedule length (fixed at the first run)
         self.step = 0
-        self._stop: str | None = None
+        self._request: str | None = None  # why this rank wants to stop (a signal, the time budget)
+        self._stop: str | None = None  # why the run stops: set when every rank knows (see `_settle`)
 
     # ------------------------------------------------------------------------------------------------ setup
     def _setup(self, resume: bool) -> None:
@@ -91,8 +93,14 @@ class Trainer:
         fsdp = self.env.distributed and cfg.strategy == "fsdp"
         if ckpt is not None and not fsdp:
             load_weights(self.model, ckpt)
-        self.engine = D.wrap(self.model, self.env, cfg.strategy, find_unused=cfg.cls_weight == 0)
-        self.optimizer = build_optimizer(self._groups(), self.ocfg)
+        trainable = [n for n, p in self.model.named_parameters() if p.requires_grad]
+        cls_head = getattr(self.model, "cls_head", None)
+        if cfg.cls_weight == 0 and cls_head is not None:  # no class loss: the head takes no part (and no sync)
+            cls_head.requires_grad_(False)
+        self.wrapped = D.wrap(self.model, self.env, cfg.strategy, bf16=self.autocast)
+        self.engine: Any = self.wrapped  # what the step calls (a compiled version of `wrapped` with compile)
+        self.optimizer = build_optimizer(self._groups(trainable), self.ocfg)
+        self._pending: list[tuple[int, torch.Tensor, Any]] = []  # step flags on their way to the host
         self.noise_gen = torch.Generator(device=dev)
         self.noise_gen.manual_seed(cfg.seed * 7919 + self.env.rank)
         self.sampler = BalancedSampler(self.mixture, seed=cfg.seed, balanced=self.balanced,
@@ -107,10 +115,12 @@ class Trainer:
         if cfg.compile:
             self._compile()
 
-    def _groups(self) -> list[dict[str, Any]]:
+    def _groups(self, trainable: list[str]) -> list[dict[str, Any]]:
+        """The optimizer's groups; by default the parameters in `trainable` (those that required a gradient
+        before a frozen class head: it stays in the optimizer, without state, so checkpoints keep one layout)."""
         named = dict(self.model.named_parameters())
         if self.param_groups is None:
-            return [{"params": [p for p in named.values() if p.requires_grad]}]
+            return [{"params": [named[n] for n in trainable]}]
         groups = []
         for g in self.param_groups:
             params = [named[p] if isinstance(p, str) else p for p in g["params"]]
@@ -118,20 +128,21 @@ class Trainer:
         return groups
 
     def _compile(self) -> None:
-        """torch.compile the training forward; on any failure (e.g. no C++ compiler) keep eager mode."""
-        compiled = torch.compile(self.engine)
+        """torch.compile the training forward, warmed up with one forward and backward (the class head
+        included when it trains: DDP needs every trainable parameter's gradient); on a failure, there or at any
+        later compiled call (e.g. a new no-grad graph), the step runs in eager mode (see `EagerFallback`)."""
+        self.engine = EagerFallback(torch.compile(self.wrapped), self.wrapped, self.say)
         item = self.mixture[0]
         x = item["x"][None].to(self.env.device).repeat(self.cfg.batch_size, *([1] * item["x"].dim()))
         mask = item["mask"][None].to(self.env.device).repeat(self.cfg.batch_size, 1)
         try:
             with self._autocast():
-                out = compiled(x, channel_mask=mask, return_logits=self.cfg.cls_weight > 0)
-            pred = out[0] if isinstance(out, tuple) else out
-            pred.float().mean().backward()
-            self.engine = compiled
-        except Exception as exc:  # compilation errors come in many types
-            self.say(f"torch.compile failed ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}); "
-                      "training in eager mode")
+                out = self.engine(x, channel_mask=mask, return_logits=self.cfg.cls_weight > 0)
+            pred, logits = out if isinstance(out, tuple) else (out, None)
+            loss = pred.float().mean() + (logits.float().mean() if logits is not None else 0)
+            loss.backward()
+        except Exception as exc:  # the backward's compilation (the forward's is caught by EagerFallback)
+            self.engine.disable(exc)
         self.optimizer.zero_grad(set_to_none=True)
 
     def _autocast(self):
@@ -219,85 +230,117 @@ class Trainer:
         tmask = batch.get("target_mask", batch["mask"]).to(dev, non_blocking=True)
         step_t = getattr(getattr(self.model, "config", None), "out_timesteps", 1)
         keep = mask.view(mask.shape[0], *([1] * (x.dim() - 2)), mask.shape[-1]).to(x.dtype)
-        want_logits = cfg.cls_weight > 0
+        # the class head, when it trains, classifies the first window with a gradient (the last under pushforward)
+        cls_at = (cfg.t_ar - 1 if cfg.pushforward else 0) if cfg.cls_weight > 0 else -1
         total = x.new_zeros(x.shape[0])
         cls_loss = None
+        diverged = torch.zeros((), dtype=torch.bool, device=dev)
         inp = x
         for k in range(cfg.t_ar):
             last = k == cfg.t_ar - 1
             grad = last or not cfg.pushforward
             with torch.set_grad_enabled(grad and torch.is_grad_enabled()), self._autocast():
                 noisy = add_noise(inp, cfg.noise, cfg.noise_mode, self.noise_gen)
-                out = self.engine(noisy, channel_mask=mask, return_logits=want_logits and k == 0)
+                out = self.engine(noisy, channel_mask=mask, return_logits=k == cls_at)
             pred, logits = out if isinstance(out, tuple) else (out, None)
             pred = pred.float()
             if logits is not None:
                 cls_loss = F.cross_entropy(logits.float(), batch["dataset"].to(dev))
             if grad:
                 total = total + relative_l2_loss(pred, y[..., k * step_t:(k + 1) * step_t, :], tmask, "none")
-            if not last:
-                if not bool(torch.isfinite(pred).all()):  # a diverged rollout: report this step as NaN
-                    return total + float("nan"), cls_loss
+            if not last:  # a rollout that diverged on the way counts as NaN (flagged on the device, not read)
+                diverged = diverged | ~torch.isfinite(pred).all()
                 nxt = (pred.detach() if cfg.pushforward else pred) * keep
                 inp = torch.cat([inp[..., step_t:, :], nxt.to(inp.dtype)], dim=-2)
+        if cfg.t_ar > 1:
+            total = torch.where(diverged, torch.full_like(total, float("nan")), total)
         return total, cls_loss
 
-    def _train_step(self, batches, stats: IntervalStats) -> bool:
-        """One optimiser step over `grad_accum` micro-batches (losses go to `stats`); whether it was applied.
+    def _train_step(self, batches, stats: IntervalStats) -> torch.Tensor:
+        """One optimiser step over `grad_accum` micro-batches (losses go to `stats`), without a host read.
 
-        A non-finite loss (on any rank) or gradient skips the step; `max_bad_steps` in a row stop the run."""
-        cfg = self.cfg
+        A non-finite loss (on any rank) or gradient skips the step on the device: the fused optimizer gets
+        `found_inf` and leaves weights, moments and step counters as they were. Returns the step's flags, a
+        device vector for `_settle`: [ranks with a non-finite loss, ranks asking to stop, gradient non-finite,
+        this rank's bad samples per dataset...]."""
+        cfg, dev = self.cfg, self.env.device
         stats.begin_step()
         self.optimizer.zero_grad(set_to_none=True)
-        ddp = isinstance(self.engine, nn.parallel.DistributedDataParallel)
         for micro in range(cfg.grad_accum):
             batch = next(batches)
+            check_finite(batch, "training batch")  # on the host copy: no device sync
             self.consumed += cfg.batch_size
-            sync = micro == cfg.grad_accum - 1 or not ddp
-            with contextlib.nullcontext() if sync else self.engine.no_sync():
+            # gradients are reduced across ranks once per optimiser step, in the last micro-batch's backward
+            sync = micro == cfg.grad_accum - 1
+            with contextlib.nullcontext() if sync else D.no_sync(self.wrapped):
                 per_sample, cls_loss = self._losses(batch)
                 loss = per_sample.mean()
                 if cls_loss is not None:
                     loss = loss + cfg.cls_weight * cls_loss
                 (loss / cfg.grad_accum).backward()
             stats.add_batch(per_sample, batch["dataset"], loss)
-        # one all-reduce tells every rank whether any rank's loss diverged or got a stop signal
-        stop = torch.tensor(float(self._stop is not None), dtype=torch.float64, device=self.env.device)
-        flags = D.all_reduce_sum(torch.stack([(~torch.isfinite(stats.step_loss_sum())).double(), stop]))
-        if flags[1] > 0 and self._stop is None:
-            self._stop = "signal on another rank"
-        ok = loss_ok = bool(flags[0] == 0)
-        if loss_ok:
-            params = [p for g in self.optimizer.param_groups for p in g["params"]]
-            max_norm = self.ocfg.clip_grad if self.ocfg.clip_grad is not None else float("inf")
-            ok = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(params, max_norm)))
-        if ok:
-            self.optimizer.step()
-            self._count_bad(None)
-        else:
-            self.optimizer.zero_grad(set_to_none=True)
-            where = (", ".join(sorted(stats.bad_datasets())) or "another rank's batch") if not loss_ok else "(gradient)"
-            self._count_bad(where)
+        # one all-reduce tells every rank whether any rank's loss diverged or asked to stop
+        ask = torch.full((), float(self._request is not None), dtype=torch.float64, device=dev)
+        flags = D.all_reduce_sum(torch.stack([(~torch.isfinite(stats.step_loss_sum())).double(), ask]))
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        max_norm = self.ocfg.clip_grad if self.ocfg.clip_grad is not None else float("inf")
+        grad_bad = ~torch.isfinite(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        ok = (flags[0] == 0) & ~grad_bad
+        self.optimizer.found_inf = (~ok).float()
+        self.optimizer.step()
         stats.end_step(ok, cfg.grad_accum, cfg.batch_size * cfg.grad_accum * self.env.world_size)
-        return ok
+        return torch.cat([flags, grad_bad.double().view(1), stats.bad_counts()])
 
-    def _count_bad(self, where: str | None) -> None:
-        """The one place that tracks skipped steps: `where` None = the step was applied; else record the skip
-        (`where` = the datasets or "(gradient)") and stop the run after `max_bad_steps` in a row."""
-        if where is None:
-            self.bad_run = 0
+    def _queue(self, flags: torch.Tensor) -> None:
+        """Start copying this step's flags to the host without waiting for them (pinned memory and an event on
+        a GPU; on a CPU they are there already)."""
+        if flags.device.type != "cuda":
+            self._pending.append((self.step, flags, None))
             return
-        self.skipped.append(self.step + 1)
+        host = torch.empty(flags.shape, dtype=flags.dtype, pin_memory=True)
+        host.copy_(flags, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        self._pending.append((self.step, host, done))
+
+    def _settle(self, everything: bool) -> None:
+        """Act on queued step flags: skipped steps (message, bad-step count, stop after `max_bad_steps`) and
+        stop requests (then `_stop` is set on every rank alike). `everything` (log, eval and checkpoint steps):
+        all of them, waiting for the newest; else all but the newest step's, whose copy can still be in flight:
+        one small read per step that does not stall a GPU, which by then works on the next step."""
+        ready = self._pending if everything else self._pending[:-1]
+        self._pending = [] if everything else self._pending[-1:]
+        for step, host, done in ready:
+            if done is not None:
+                done.synchronize()
+            loss_bad, stop, grad_bad, *counts = host.tolist()
+            if loss_bad or grad_bad:
+                bad = sorted(self.names[i] for i, n in enumerate(counts) if n > 0)
+                where = (", ".join(bad) or "another rank's batch") if loss_bad else "(gradient)"
+                self._count_bad(step, where)
+            else:
+                self.bad_run = 0
+            if stop and self._stop is None:
+                self._stop = self._request or "stop request on another rank"
+
+    def _count_bad(self, step: int, where: str) -> None:
+        """The one place that tracks skipped steps: record that 1-based `step` was skipped (`where` = the
+        datasets or "(gradient)") and stop the run after `max_bad_steps` in a row."""
+        self.skipped.append(step)
         self.bad_run += 1
-        self.say(f"step {self.step + 1}: non-finite loss on {where}; step skipped")
+        self.say(f"step {step}: non-finite loss on {where}; step skipped")
         if self.bad_run >= self.cfg.max_bad_steps:
-            raise DpotError(f"training diverged: NaN/Inf loss at step {self.step + 1} on dataset(s) "
+            raise DpotError(f"training diverged: NaN/Inf loss at step {step} on dataset(s) "
                             f"{where} ({self.bad_run} bad steps in a row); lower optim.lr, raise the "
                             "warm-up or check the data, then resume from the last checkpoint")
 
     # ----------------------------------------------------------------------------------------------- eval
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
+        with tf32_policy(self.cfg.tf32):
+            return self._evaluate()
+
+    def _evaluate(self) -> dict[str, float]:
         """Per-dataset L2RE of a `train.eval_steps`-step rollout from the first T_in frames of each held-out
         trajectory (no noise). Every rank computes it (FSDP needs all ranks in each forward)."""
         from dpot.models import rollout
@@ -336,10 +379,10 @@ class Trainer:
             tqdm.write(f"dpot: {msg}", file=sys.stderr)
 
     def _on_signal(self, signum, frame) -> None:
-        self._stop = signal.Signals(signum).name
+        self._request = signal.Signals(signum).name
 
     def _catch_signals(self) -> dict:
-        """SIGTERM/SIGINT set `_stop` (the run then checkpoints and ends); returns the old handlers."""
+        """SIGTERM/SIGINT ask to stop (the run then checkpoints and ends); returns the old handlers."""
         handlers = {}
         if hasattr(signal, "SIGTERM"):
             with contextlib.suppress(ValueError):  # not the main thread: no handlers
@@ -388,17 +431,24 @@ class Trainer:
         self._step_rates: list[tuple[int, float]] = []
         batches = iter(self.loader)
         self.model.train()
+        precision = contextlib.ExitStack()
+        precision.enter_context(tf32_policy(cfg.tf32))  # the whole run, its evaluations included
         try:
             while self.step < cfg.max_steps:
-                if stop_at is not None and self._stop is None and time.perf_counter() >= stop_at:
-                    self._stop = "time budget"  # set before the step, whose all-reduce tells every rank
+                if stop_at is not None and self._request is None and time.perf_counter() >= stop_at:
+                    self._request = "time budget"  # asked before the step, whose all-reduce tells every rank
                 lr = apply_schedule(self.optimizer, self.ocfg, self.step, self.total)
-                self._train_step(batches, stats)
+                flags = self._train_step(batches, stats)
                 self.step += 1
+                self._queue(flags)
                 bar.update(1)
                 last = self.step == cfg.max_steps
                 do_eval = bool(self.eval_sets) and ((cfg.eval_every and self.step % cfg.eval_every == 0) or last)
-                if self.step % cfg.log_every == 0 or do_eval or last or self._stop:
+                log = self.step % cfg.log_every == 0 or do_eval or last
+                self._settle(everything=log or self.step % cfg.checkpoint_every == 0)
+                if self._stop:  # learnt from the previous step's flags: take in this step's too
+                    self._settle(everything=True)
+                if log or self._stop:
                     self._log_interval(stats, lr, do_eval, result, bar)
                     stats.restart_clock()
                 if self.step % cfg.checkpoint_every == 0 or last or self._stop:
@@ -410,6 +460,7 @@ class Trainer:
                     break
             D.barrier()  # leave together: a rank that exits while another still talks to it can abort
         finally:
+            precision.close()
             bar.close()
             for sig, old in handlers.items():
                 signal.signal(sig, old)
@@ -422,6 +473,43 @@ class Trainer:
         result.skipped_steps = list(self.skipped)
         result.step_seconds = _step_seconds(self._step_rates)
         return result
+
+
+@contextlib.contextmanager
+def tf32_policy(enabled: bool) -> Iterator[None]:
+    """fp32 matmuls and cuDNN convolutions on TF32 tensor cores (`train.tf32`) or in true fp32, for the block;
+    torch's previous switches come back afterwards. No effect on CPUs."""
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+class EagerFallback:
+    """Calls a torch.compile'd module; if a call fails (at the first call, or when a new graph is compiled
+    later, e.g. a no-grad one), warns once and calls the eager module from then on. An error that eager mode
+    raises too is a real one and propagates."""
+
+    def __init__(self, compiled: Callable, eager: Callable, say: Callable[[str], None]):
+        self.compiled: Callable | None = compiled
+        self.eager, self.say = eager, say
+
+    def __call__(self, *args, **kwargs):
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args, **kwargs)
+            except Exception as exc:  # compilation errors come in many types
+                self.disable(exc)
+        return self.eager(*args, **kwargs)
+
+    def disable(self, exc: Exception) -> None:
+        """Use eager mode from now on, saying why (once)."""
+        if self.compiled is not None:
+            self.compiled = None
+            self.say(f"torch.compile failed ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}); "
+                     "training in eager mode")
 
 
 def _step_seconds(rates: list[tuple[int, float]]) -> float | None:
