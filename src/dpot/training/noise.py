@@ -26,5 +26,7 @@ def add_noise(x: torch.Tensor, level: float, mode: str = "reference",
         scale = xf.pow(2).mean(dim=dims, keepdim=True).sqrt()
     else:
         raise ValueError(f"noise mode must be 'reference' or 'rms', got {mode!r}")
+    # the scale is a constant of the perturbation: no gradient through it (at a zero-padded channel the RMS's
+    # gradient is 0·inf = NaN, which made every multi-step rollout without pushforward skip its steps)
     eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float32)
-    return (xf + level * scale * eps).to(x.dtype)
+    return (xf + level * scale.detach() * eps).to(x.dtype)
