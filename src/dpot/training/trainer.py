@@ -284,7 +284,8 @@ class Trainer:
         flags = D.all_reduce_sum(torch.stack([(~torch.isfinite(stats.step_loss_sum())).double(), ask]))
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         max_norm = self.ocfg.clip_grad if self.ocfg.clip_grad is not None else float("inf")
-        grad_bad = ~torch.isfinite(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        grad_bad = ~torch.isfinite(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # FSDP: a DTensor
         ok = (flags[0] == 0) & ~grad_bad
         self.optimizer.found_inf = (~ok).float()
         self.optimizer.step()
