@@ -107,10 +107,12 @@ def test_loss_falls_and_checkpoint_is_complete(corpus, tmp_path):
     assert (run / "config.yaml").is_file() and any((run / "tb").iterdir())
 
 
-def test_stop_and_resume_equals_straight_run(corpus, straight, tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_stop_and_resume_equals_straight_run(corpus, straight, tmp_path, workers):
+    """Also with DataLoader workers (their prefetching does not move the resume point; `straight` has none)."""
     run = tmp_path / "run"
     assert pretrain("--config", TINY, "--out", run, f"data.root={corpus}", "train.max_steps=5",
-                    "train.checkpoint_every=3", *QUICK) == 0
+                    "train.checkpoint_every=3", f"data.num_workers={workers}", *QUICK) == 0
     assert pretrain("--resume", run, "train.max_steps=12") == 0
     ref, got = weights(straight), weights(run)
     assert all(torch.equal(ref[k], got[k]) for k in ref)

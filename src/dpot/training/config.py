@@ -42,7 +42,7 @@ class DataConfig:
     n_channels: int | None = num(None, ge=1, null="the widest dataset")  # pad to this many channels
     n_trajectories: int | None = num(None, ge=1, null="all")  # only the first N training trajectories of each
     normalize: bool = False  # standardise channels with train-split stats (reference: raw)
-    num_workers: int = num(2, ge=0)  # DataLoader worker processes (0 = load in the training process)
+    num_workers: int | None = num(None, ge=0, null="2 when training on a GPU, 0 on a CPU")  # loader processes
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -135,7 +135,7 @@ class FinetuneDataConfig:
     resample: Literal["bilinear", "fft"] = "bilinear"
     n_trajectories: int | None = num(None, ge=1, null="all")  # few-shot: only the first N training trajectories
     normalize: bool | None = None  # null = as the checkpoint was trained
-    num_workers: int = num(2, ge=0)  # DataLoader worker processes (0 = load in the training process)
+    num_workers: int | None = num(None, ge=0, null="2 when training on a GPU, 0 on a CPU")  # loader processes
 
     def __post_init__(self) -> None:
         check_fields(self)

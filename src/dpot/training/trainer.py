@@ -65,7 +65,7 @@ class Trainer:
     def __init__(self, model: nn.Module, mixture: Mixture, train: TrainConfig, optim: OptimConfig,
                  run_dir: str | os.PathLike, *, config: dict[str, Any] | None = None,
                  param_groups: Sequence[dict[str, Any]] | None = None, eval_sets: Sequence[Dataset] = (),
-                 extra: dict[str, Any] | None = None, balanced: bool = True, num_workers: int = 0):
+                 extra: dict[str, Any] | None = None, balanced: bool = True, num_workers: int | None = None):
         self.model, self.mixture, self.cfg, self.ocfg = model, mixture, train, optim
         self.run_dir = Path(run_dir)
         self.config = dict(config or {})
@@ -110,8 +110,8 @@ class Trainer:
         if ckpt is not None:
             self._restore(ckpt, fsdp)
         self.consumed = self.sampler.position  # samples this rank has trained on
-        self.loader = DataLoader(self.mixture, batch_size=cfg.batch_size, sampler=self.sampler,
-                                 drop_last=True, num_workers=self.num_workers, pin_memory=dev.type == "cuda")
+        self.loader = DataLoader(self.mixture, batch_size=cfg.batch_size, sampler=self.sampler, drop_last=True,
+                                 num_workers=_workers(self.num_workers, dev), pin_memory=dev.type == "cuda")
         if cfg.compile:
             self._compile()
 
@@ -338,12 +338,13 @@ class Trainer:
     # ----------------------------------------------------------------------------------------------- eval
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
+        """Per-dataset L2RE of a `train.eval_steps`-step rollout from the first T_in frames of each held-out
+        trajectory (no noise), under the run's TF32 policy. Every rank computes it (FSDP needs all ranks in each
+        forward). It runs the eager model, whatever `train.compile` says."""
         with tf32_policy(self.cfg.tf32):
             return self._evaluate()
 
     def _evaluate(self) -> dict[str, float]:
-        """Per-dataset L2RE of a `train.eval_steps`-step rollout from the first T_in frames of each held-out
-        trajectory (no noise). Every rank computes it (FSDP needs all ranks in each forward)."""
         from dpot.models import rollout
 
         results = {}
@@ -474,6 +475,15 @@ class Trainer:
         result.skipped_steps = list(self.skipped)
         result.step_seconds = _step_seconds(self._step_rates)
         return result
+
+
+def _workers(num_workers: int | None, device: torch.device) -> int:
+    """DataLoader worker processes: as configured, or by default 2 on a GPU (the training process mostly waits
+    for the device, so loading in workers overlaps compute) and 0 on a CPU (where the training process's own
+    threads already use the cores; workers measured slower there, docs/training.md)."""
+    if num_workers is not None:
+        return num_workers
+    return 2 if device.type == "cuda" else 0
 
 
 @contextlib.contextmanager
