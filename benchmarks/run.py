@@ -151,6 +151,21 @@ def section_compare(d: dict[str, Any]) -> list[str]:
     return lines
 
 
+def section_roofline(d: dict[str, Any]) -> list[str]:
+    """One fp32 training step against the same process's matmul rate (see `benchmarks/model.py --roofline`)."""
+    rows = [[r["preset"], r["batch"], f"{r['res']}²", r["threads"], r["gflop_per_step"], r["step_s_median"],
+             r["step_gflops"], r["matmul_gflops"], f"{r['fraction_of_matmul_rate']:.0%}", r["copy_calls_per_step"]]
+            for r in d["results"]]
+    load = d.get("machine", {}).get("loadavg_1min_at_start")
+    return [_where(d) + " Counted FLOPs (`torch.utils.flop_counter`: matmuls and convolutions) of one training "
+            "step (forward + relative-L2 loss + backward) divided by its median time, against the median rate of "
+            "a 2048³ fp32 matmul measured in the same process, interleaved with the steps"
+            + (f"; load average {load:.1f} at the start (a busy machine lowers both rates alike, not the "
+               "fraction)" if load is not None else "") + ".", "",
+            table(["preset", "batch", "grid", "threads", "GFLOP/step", "s/step (median)", "step GFLOP/s",
+                   "matmul GFLOP/s", "fraction", "aten::copy_ per step"], rows), ""]
+
+
 def section_data(d: dict[str, Any]) -> list[str]:
     rows = [[r["loader"], r["workers"], r["cache"], r["windows_per_s"], r["cpu_ms_per_window"]] for r in d["runs"]]
     ti = d.get("ti", {})
@@ -248,6 +263,8 @@ def section_scaling(d: dict[str, Any]) -> list[str]:
 
 SECTIONS: list[tuple[str, str, Callable[..., list[str]], str]] = [
     ("Model throughput (CPU, fp32)", "model_cpu.json", section_model, "python benchmarks/model.py --reference PATH"),
+    ("CPU training step vs the matmul roofline (Ti, fp32)", "roofline_cpu.json", section_roofline,
+     "python benchmarks/model.py --roofline --presets Ti --threads 2"),
     ("Data loader", "data_cpu.json", section_data, "python benchmarks/data.py"),
     ("Solvers (CPU)", "solvers_cpu.json", section_solvers, "python benchmarks/solvers.py"),
     ("Training step through the Trainer (CPU)", "train_cpu.json", section_train,
@@ -297,6 +314,29 @@ def targets(results: Path) -> list[str]:
     return [table(["DESIGN §10 target", "target", "measured", "status"], rows), ""]
 
 
+GPU_FIGURES = (("compare_gpu.json", "Ti and S at 128², batch 16: ours vs the reference, like-for-like (fp32 eager with "
+                 "TF32 off, bf16 autocast, bf16 + compile) and combined; peak memory"),
+               ("train_gpu.json", "training steps through the Trainer, with and without the data loader"),
+               ("emulator_gpu.json", "solver vs DPOT rollout per frame, every family"),
+               ("scaling_gpu.json", "step time and memory vs grid and model size"),
+               ("solvers_gpu.json", "solver throughput per family"))
+
+
+def gpu_status(results: Path) -> list[str]:
+    """Which GPU result files exist and which are pending, and the one command that makes them all."""
+    rows = []
+    for name, what in GPU_FIGURES:
+        d = load(results, name)
+        status = f"measured {str(d.get('date', ''))[:10]} ({machine_label(d.get('machine', {}))})" if d else "pending"
+        rows.append([f"`{name}`", what, status])
+    return ["## GPU figures", "",
+            "All GPU figures come from ONE command on a CUDA machine, `python benchmarks/gpu.py [--reference PATH]` "
+            "(under 8 minutes: each part has a hard time limit and writes its JSON as it goes; this page is "
+            "rebuilt at its end). `python benchmarks/gpu.py --device cpu --quick --out-dir DIR` runs the same code "
+            "paths on a CPU at tiny sizes.", "",
+            table(["result file", "what", "status"], rows), ""]
+
+
 def load(results: Path, name: str) -> dict[str, Any] | None:
     p = results / name
     return json.loads(p.read_text()) if p.is_file() else None
@@ -328,6 +368,7 @@ def build_markdown(results: Path, quick: bool = False) -> str:
         "cores; `--scale small`: ~10 min) |",
         "",
         *targets(results),
+        *gpu_status(results),
     ]
     gpu_any = False
     for title, name, fn, how in SECTIONS:
