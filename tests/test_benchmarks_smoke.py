@@ -27,6 +27,7 @@ emulator = _load("bench_emulator", ROOT / "benchmarks" / "emulator.py")
 scaling = _load("bench_scaling", ROOT / "benchmarks" / "scaling.py")
 gpu = _load("bench_gpu", ROOT / "benchmarks" / "gpu.py")
 compare = _load("bench_compare", ROOT / "benchmarks" / "compare.py")
+bench_model = sys.modules["model"]  # benchmarks/model.py, imported by compare.py
 claims = _load("study_claims", ROOT / "studies" / "claims.py")
 
 MACHINE = {"cpu": "Test CPU", "cores": 2, "torch_threads": 1, "loadavg_1min_at_start": 3.0}
@@ -190,3 +191,11 @@ def test_claims_report_rebuilds_from_the_committed_results(tmp_path):
     assert md == (root / "docs" / "results.md").read_text()
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [
         "denoising.png", "pretraining.png", "sampling.png", "scaling.png"]
+
+
+def test_roofline_row_tiny(one_thread, monkeypatch):
+    small = bench_model.matmul_gflops
+    monkeypatch.setattr(bench_model, "matmul_gflops", lambda: small(256, 1))  # a 256^3 matmul is enough here
+    r = bench_model.roofline("demo", 1, 16, 1)
+    assert r["gflop_per_step"] > 0 and r["copy_calls_per_step"] > 0 and r["step_s_median"] > 0
+    assert r["fraction_of_matmul_rate"] == pytest.approx(r["step_gflops"] / r["matmul_gflops"])
