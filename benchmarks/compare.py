@@ -115,6 +115,8 @@ def measure(who: str, model, call, x, y, mode: tuple[str, bool, bool], args, t_e
             row["_out"] = call(x).float()
     except Exception as exc:  # an op without bf16 support, a failed compile: recorded, the run goes on
         row["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc) else ''}"
+        if compiled:
+            torch._dynamo.reset()  # a half-built graph must not leak into the next contender
     finally:
         model.zero_grad(set_to_none=True)
     return row

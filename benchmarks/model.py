@@ -214,24 +214,25 @@ def bench_preset(name: str, args, device: torch.device) -> dict:
     return result
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """This process's best fp32 n^3 matmul rate (GFLOP/s): the roofline a training step is compared with."""
+def matmul_gflops(n: int = 2048, repeats: int = 3) -> tuple[float, float]:
+    """This process's best fp32 n^3 matmul rate in GFLOP/s, by wall time and by process CPU time: the roofline
+    a training step is compared with."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * n**3 / best / 1e9
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+    wall, cpu = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        a @ b
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return 2 * n**3 / min(wall) / 1e9, 2 * n**3 / min(cpu) / 1e9
 
 
 def roofline(preset: str, batch: int, res: int, repeats: int) -> dict:
     """Fraction of the matmul roofline reached by one fp32 training step (forward + loss + backward) of
     `preset` on this CPU: counted FLOPs (torch.utils.flop_counter: matmuls and convolutions) / step time /
-    the same process's 2048^3 matmul rate. Also the number of `aten::copy_` calls per step (layout copies)."""
+    the same process's 2048^3 matmul rate, by wall time and by process CPU time (the latter is robust to other
+    jobs on a shared machine with one thread). Also the number of `aten::copy_` calls per step."""
     from torch.profiler import ProfilerActivity, profile
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -247,14 +248,14 @@ def roofline(preset: str, batch: int, res: int, repeats: int) -> dict:
     rates, steps = [], []
     for _ in range(repeats):  # interleaved, so that load from other processes hits both alike
         rates.append(matmul_gflops())
-        steps.append(runner.train_time(x, y)[0])
-    flops = counter.get_total_flops()
-    step, rate = statistics.median(steps), statistics.median(rates)
+        steps.append(runner.train_time(x, y))
+    gflop = counter.get_total_flops() / 1e9
+    step, step_cpu = statistics.median(s[0] for s in steps), statistics.median(s[1] for s in steps)
+    rate, rate_cpu = statistics.median(r[0] for r in rates), statistics.median(r[1] for r in rates)
     return {"preset": preset, "batch": batch, "res": res, "threads": torch.get_num_threads(),
-            "gflop_per_step": flops / 1e9, "step_s_median": step, "step_s_best": min(steps),
-            "step_gflops": flops / step / 1e9, "matmul_gflops": rate,
-            "fraction_of_matmul_rate": flops / step / 1e9 / rate,
-            "copy_calls_per_step": copies, "repeats": repeats}
+            "gflop_per_step": gflop, "step_s_median": step, "step_cpu_s_median": step_cpu,
+            "step_gflops": gflop / step, "matmul_gflops": rate, "fraction_of_matmul_rate": gflop / step / rate,
+            "fraction_by_cpu_time": gflop / step_cpu / rate_cpu, "copy_calls_per_step": copies, "repeats": repeats}
 
 
 def memory_child(args) -> int:
@@ -309,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             print(f"{r['preset']}: {r['gflop_per_step']:.1f} GFLOP/step, {r['step_s_median']:.3f} s/step -> "
                   f"{r['step_gflops']:.0f} GFLOP/s = {r['fraction_of_matmul_rate']:.0%} of this process's "
-                  f"{r['matmul_gflops']:.0f} GFLOP/s matmul rate; {r['copy_calls_per_step']} aten::copy_ per step")
+                  f"{r['matmul_gflops']:.0f} GFLOP/s matmul rate ({r['fraction_by_cpu_time']:.0%} by CPU time); "
+                  f"{r['copy_calls_per_step']} aten::copy_ per step")
         info = machine_info(torch.device("cpu"))
         info["load_average_end"] = list(os.getloadavg())
         out = Path(args.out) if args.out else RESULTS / "roofline_cpu.json"

@@ -154,16 +154,18 @@ def section_compare(d: dict[str, Any]) -> list[str]:
 def section_roofline(d: dict[str, Any]) -> list[str]:
     """One fp32 training step against the same process's matmul rate (see `benchmarks/model.py --roofline`)."""
     rows = [[r["preset"], r["batch"], f"{r['res']}²", r["threads"], r["gflop_per_step"], r["step_s_median"],
-             r["step_gflops"], r["matmul_gflops"], f"{r['fraction_of_matmul_rate']:.0%}", r["copy_calls_per_step"]]
+             r["step_gflops"], r["matmul_gflops"], f"{r['fraction_of_matmul_rate']:.0%}",
+             f"{r['fraction_by_cpu_time']:.0%}" if "fraction_by_cpu_time" in r else None, r["copy_calls_per_step"]]
             for r in d["results"]]
     load = d.get("machine", {}).get("loadavg_1min_at_start")
     return [_where(d) + " Counted FLOPs (`torch.utils.flop_counter`: matmuls and convolutions) of one training "
             "step (forward + relative-L2 loss + backward) divided by its median time, against the median rate of "
             "a 2048³ fp32 matmul measured in the same process, interleaved with the steps"
-            + (f"; load average {load:.1f} at the start (a busy machine lowers both rates alike, not the "
-               "fraction)" if load is not None else "") + ".", "",
+            + (f"; load average {load:.1f} at the start" if load is not None else "") + ". On a busy machine "
+            "the wall-time fraction collapses (a multi-threaded step waits for descheduled threads at every op, "
+            "one big matmul far less); the process-CPU-time fraction with one thread is the robust figure then.", "",
             table(["preset", "batch", "grid", "threads", "GFLOP/step", "s/step (median)", "step GFLOP/s",
-                   "matmul GFLOP/s", "fraction", "aten::copy_ per step"], rows), ""]
+                   "matmul GFLOP/s", "fraction (wall)", "fraction (CPU time)", "aten::copy_ per step"], rows), ""]
 
 
 def section_data(d: dict[str, Any]) -> list[str]:

@@ -199,3 +199,4 @@ def test_roofline_row_tiny(one_thread, monkeypatch):
     r = bench_model.roofline("demo", 1, 16, 1)
     assert r["gflop_per_step"] > 0 and r["copy_calls_per_step"] > 0 and r["step_s_median"] > 0
     assert r["fraction_of_matmul_rate"] == pytest.approx(r["step_gflops"] / r["matmul_gflops"])
+    assert r["fraction_by_cpu_time"] > 0 and r["step_cpu_s_median"] > 0
