@@ -3,7 +3,7 @@
     python benchmarks/model.py                                  # Ti and S on CPU, fp32
     python benchmarks/model.py --reference /path/to/DPOT        # + the reference code (same weights and input)
     python benchmarks/model.py --gpu --reference /path/to/DPOT  # CUDA: ours bf16 autocast + torch.compile
-    python benchmarks/model.py --roofline --presets Ti --threads 2 # CPU: fraction of the matmul roofline
+    python benchmarks/model.py --roofline --presets Ti --roofline-threads 2,1  # CPU: fraction of the roofline
 
 The reference is imported at run time from `PATH/models/dpot.py` (a checkout of github.com/HaoZhongkai/DPOT;
 it needs `einops`); nothing of it is copied here. Timings alternate between the two models (ours, reference,
@@ -300,13 +300,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/model_{cpu,gpu}.json)")
     parser.add_argument("--roofline", action="store_true",
                         help="only the CPU roofline fraction of one training step per preset -> roofline_cpu.json")
+    parser.add_argument("--roofline-threads", default="2", help="--roofline: comma-separated thread counts")
     parser.add_argument("--_memory", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.roofline:
-        rows = [roofline(name.strip(), args.batch or 2, args.res, args.repeats)
-                for name in args.presets.split(",") if name.strip()]
+        rows = []
+        for threads in [int(t) for t in args.roofline_threads.split(",")]:
+            torch.set_num_threads(threads)
+            rows += [roofline(name.strip(), args.batch or 2, args.res, args.repeats)
+                     for name in args.presets.split(",") if name.strip()]
         for r in rows:
             print(f"{r['preset']}: {r['gflop_per_step']:.1f} GFLOP/step, {r['step_s_median']:.3f} s/step -> "
                   f"{r['step_gflops']:.0f} GFLOP/s = {r['fraction_of_matmul_rate']:.0%} of this process's "

@@ -266,7 +266,7 @@ def section_scaling(d: dict[str, Any]) -> list[str]:
 SECTIONS: list[tuple[str, str, Callable[..., list[str]], str]] = [
     ("Model throughput (CPU, fp32)", "model_cpu.json", section_model, "python benchmarks/model.py --reference PATH"),
     ("CPU training step vs the matmul roofline (Ti, fp32)", "roofline_cpu.json", section_roofline,
-     "python benchmarks/model.py --roofline --presets Ti --threads 2"),
+     "python benchmarks/model.py --roofline --presets Ti --roofline-threads 2,1"),
     ("Data loader", "data_cpu.json", section_data, "python benchmarks/data.py"),
     ("Solvers (CPU)", "solvers_cpu.json", section_solvers, "python benchmarks/solvers.py"),
     ("Training step through the Trainer (CPU)", "train_cpu.json", section_train,
