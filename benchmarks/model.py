@@ -306,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.roofline:
+        info = machine_info(torch.device("cpu"))  # before the loop changes the thread count (see the rows)
         rows = []
         for threads in [int(t) for t in args.roofline_threads.split(",")]:
             torch.set_num_threads(threads)
@@ -316,7 +317,6 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['step_gflops']:.0f} GFLOP/s = {r['fraction_of_matmul_rate']:.0%} of this process's "
                   f"{r['matmul_gflops']:.0f} GFLOP/s matmul rate ({r['fraction_by_cpu_time']:.0%} by CPU time); "
                   f"{r['copy_calls_per_step']} aten::copy_ per step")
-        info = machine_info(torch.device("cpu"))
         info["load_average_end"] = list(os.getloadavg())
         out = Path(args.out) if args.out else RESULTS / "roofline_cpu.json"
         write_json(out, {"benchmark": "roofline", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
