@@ -500,7 +500,9 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, stop_at: float | Non
         f"{n_train:,} of {sum(p.numel() for p in model.parameters()):,} parameters train; "
         f"{window.n_trajectories} trajectories, {len(window)} windows"
     )
-    return trainer.fit(resume=resume, stop_at=stop_at)
+    from dpot.training.runlock import locked_fit
+
+    return locked_fit(trainer, resume=resume, stop_at=stop_at)
 
 
 def finetune(config: FinetuneConfig, resume: bool = False) -> Path:

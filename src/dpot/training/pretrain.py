@@ -14,6 +14,7 @@ from dpot.config import load_config, to_dict
 from dpot.data.format import dataset_dirs, open_split
 from dpot.errors import DpotError
 from dpot.training.config import DataConfig, PretrainConfig
+from dpot.training.runlock import locked_fit
 from dpot.training.trainer import FitResult, Trainer
 
 
@@ -159,7 +160,7 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False, stop_at: float | Non
     trainer = Trainer(model, mixture, cfg.train, cfg.optim, run_dir, config=to_dict(cfg),
                       eval_sets=build_eval_sets(cfg, mixture), extra=extra, balanced=cfg.data.balanced,
                       num_workers=cfg.data.num_workers)
-    return trainer.fit(resume=resume, stop_at=stop_at)
+    return locked_fit(trainer, resume=resume, stop_at=stop_at)
 
 
 def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
