@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -43,13 +44,43 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def finite_json(obj: Any) -> tuple[Any, int]:
+    """`obj` with every NaN/Inf float replaced by None (JSON null), and how many were replaced."""
+    if isinstance(obj, float):
+        return (obj, 0) if math.isfinite(obj) else (None, 1)
+    if isinstance(obj, dict):
+        items = [(k, *finite_json(v)) for k, v in obj.items()]
+        return {k: v for k, v, _ in items}, sum(n for _, _, n in items)
+    if isinstance(obj, (list, tuple)):
+        items = [finite_json(v) for v in obj]
+        return [v for v, _ in items], sum(n for _, n in items)
+    return obj, 0
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write `obj` as indented JSON, atomically."""
+    """Write `obj` as indented, valid JSON (NaN/Inf become null), atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+        tmp.write_text(json.dumps(finite_json(obj)[0], indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Write a text file atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+@contextlib.contextmanager
+def staged_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `folder`; if the block succeeds, move its files into `folder`
+    (created if missing; other files there are kept). On an error nothing reaches `folder`, and a `folder`
+    this call would have created is not created."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        yield stage
+        folder.mkdir(exist_ok=True)
+        for p in sorted(stage.iterdir()):
+            os.replace(p, folder / p.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -61,7 +62,7 @@ def _fmt(x: float) -> str:
 def _describe(files: list[Path], folder: Path, args: argparse.Namespace) -> None:
     """Print metadata, split shapes and (unless --no-ranges) per-channel value ranges of one dataset."""
     from dpot.data.format import Split
-    from dpot.data.stats import cached_stats, compute_stats
+    from dpot.data.stats import cached_stats, compute_stats, nonfinite_message
 
     splits = {p.stem: Split(p) for p in files}
     meta = next(iter(splits.values())).meta
@@ -100,6 +101,9 @@ def _describe(files: list[Path], folder: Path, args: argparse.Namespace) -> None
         stats = cached_stats(folder, name) if sp.path == folder / f"{name}.h5" else None
         if stats is None:
             stats = _scan(sp, compute_stats, not args.no_progress)
+        bad = sorted({i for st in stats.values() for i in st.nonfinite})
+        if bad:
+            print(f"dpot info: warning: {nonfinite_message(folder, name, bad, len(sp))}", file=sys.stderr)
         for key, st in stats.items():
             label = name if key == "fields" else f"{name} {key}"
             for c, ch in enumerate(st.channels):

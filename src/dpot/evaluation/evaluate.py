@@ -248,6 +248,7 @@ def evaluate_checkpoints(
     from tqdm import tqdm
 
     from dpot.data.format import dataset_dirs
+    from dpot.data.stats import warn_nonfinite
     from dpot.models import load_model
 
     specs = [checkpoint_label(c) for c in checkpoints]
@@ -269,6 +270,8 @@ def evaluate_checkpoints(
                 print(f"dpot evaluate: skipped {d.name}: {exc}", file=sys.stderr)
     if not dirs:
         raise DpotError(f"no dataset under {', '.join(map(str, data))} fits the checkpoint(s)")
+    for d in dirs:
+        warn_nonfinite(d, split, "dpot evaluate")
     dev = pick_device(device)
     results: dict[str, dict[str, dict]] = {}
     snaps: dict[str, dict[str, Snapshot]] = {}
@@ -302,13 +305,20 @@ def write_evaluation(
     sources: dict[str, str] | None = None,
     title: str = "Evaluation",
 ) -> Path:
-    """metrics.json / metrics.csv, error-vs-step and snapshot PNGs, `report.md` in `out`."""
+    """metrics.json / metrics.csv, error-vs-step and snapshot PNGs, `report.md` in `out`: all written into a
+    temporary folder first, so a failure (a full disk) leaves no partial output."""
+    from dpot.io import staged_folder
+
+    with staged_folder(out) as stage:
+        _write_files(stage, results, snaps, sources, title)
+    return Path(out) / "report.md"
+
+
+def _write_files(out: Path, results, snaps, sources, title) -> Path:
     from dpot.evaluation.plots import plot_error_curves, plot_snapshots, safe_name, snapshot_steps
     from dpot.evaluation.report import evaluation_markdown, write_metrics
     from dpot.io import write_text
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     write_metrics(out, results)
     plots: dict[str, list[str]] = {}
     datasets = list(dict.fromkeys(n for per in results.values() for n in per))
@@ -369,6 +379,8 @@ def evaluate_command(
     """What `dpot evaluate` does: evaluate, write everything into `out`, return a printable summary."""
     if rollout is not None and rollout < 1:
         raise DpotError(f"--rollout {rollout}: give at least 1 step")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise DpotError(f"--out {out} is an existing file; give a folder (new or existing) for the results")
     results, snaps, sources = evaluate_checkpoints(
         checkpoints,
         data,

@@ -402,6 +402,7 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, stop_at: float | Non
     with a checkpoint, exactly as on SIGTERM (`FitResult.interrupted == "time budget"`)."""
     from dpot.data.format import dataset_dirs, open_split
     from dpot.data.mixture import Mixture
+    from dpot.data.stats import require_finite
     from dpot.data.windows import TrajectoryDataset, WindowDataset
     from dpot.models import load_model
     from dpot.models.checkpoint import read_checkpoint_config
@@ -421,6 +422,7 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, stop_at: float | Non
     if len(dirs) != 1:
         raise DpotError(f"--data {cfg.data.path} holds {len(dirs)} datasets; fine-tune on one: --data {dirs[0]}")
     ddir = dirs[0]
+    require_finite([ddir], ("train", cfg.train.eval_split))
     if resume:  # the adapted architecture; the Trainer loads its weights and state
         model = load_model(run_dir / "checkpoint")
         src_meta = read_checkpoint_config(run_dir / "checkpoint")

@@ -12,6 +12,7 @@ import torch
 
 from dpot.config import load_config, to_dict
 from dpot.data.format import dataset_dirs, open_split
+from dpot.data.stats import require_finite
 from dpot.errors import DpotError
 from dpot.training.config import DataConfig, PretrainConfig
 from dpot.training.runlock import locked_fit
@@ -151,6 +152,7 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False, stop_at: float | Non
     if cfg.optim.schedule_steps is None:  # fix the schedule length now so that resumed runs keep it
         cfg = replace(cfg, optim=replace(cfg.optim, schedule_steps=cfg.train.max_steps))
     dirs = select_datasets(cfg.data)
+    require_finite(dirs, ("train", cfg.train.eval_split))
     out_t = int(cfg.model.options.get("out_timesteps", 1))
     mixture = build_mixture(cfg, dirs, t_ar=cfg.train.t_ar * out_t)
     torch.manual_seed(cfg.train.seed)
