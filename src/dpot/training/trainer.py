@@ -33,6 +33,7 @@ from dpot.evaluation.metrics import l2re, relative_l2_loss
 from dpot.training import distributed as D
 from dpot.training.checkpoint import find_checkpoint, load_training_state, load_weights, save_checkpoint
 from dpot.training.config import OptimConfig, TrainConfig
+from dpot.training.diagnose import blame_config, describe_bad_samples
 from dpot.training.noise import add_noise
 from dpot.training.optim import apply_schedule, build_optimizer
 
@@ -264,7 +265,7 @@ class Trainer:
             ps = per_sample.detach().double().cpu()
             ids = batch["dataset"].cpu()
             finite = torch.isfinite(ps)
-            bad_sets.update(self.names[int(i)] for i in ids[~finite])
+            bad_sets.update(describe_bad_samples(batch, ~finite, self.mixture.datasets, cfg, self.ocfg))
             sums.index_add_(0, ids[finite], ps[finite])
             counts.index_add_(0, ids[finite], torch.ones(int(finite.sum()), dtype=torch.float64))
             loss_sum += float(loss.detach())
@@ -280,7 +281,7 @@ class Trainer:
             norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
             ok = bool(torch.isfinite(norm))
             if not ok:
-                bad_sets.add("(gradient)")
+                bad_sets.add(f"the gradient: {blame_config(cfg, self.ocfg)}")
         if ok:
             self.optimizer.step()
             self.bad_run = 0
