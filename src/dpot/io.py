@@ -1,4 +1,5 @@
-"""Atomic file writes: write to a temporary name beside the target, then rename."""
+"""File I/O: atomic writes (write to a temporary name beside the target, then rename) and reads that turn a
+foreign or damaged file into a one-line DpotError naming it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from dpot.errors import DpotError
 
 
 @contextlib.contextmanager
@@ -84,3 +87,52 @@ def staged_folder(folder: str | os.PathLike) -> Iterator[Path]:
             os.replace(p, folder / p.name)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def prune_empty_dirs(folder: str | os.PathLike) -> None:
+    """Remove `folder` and the folders under it if none of them holds a file (what a failed command that
+    had just created them leaves behind); anything with a file in it is kept."""
+    folder = Path(folder)
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    for sub in sorted((p for p in folder.rglob("*") if p.is_dir() and not p.is_symlink()), reverse=True):
+        with contextlib.suppress(OSError):
+            sub.rmdir()
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def read_text_file(path: str | os.PathLike) -> str:
+    """The text of a UTF-8 file (YAML, JSON); a file in another encoding is a one-line error naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DpotError(f"{path}: not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x}); save it "
+                        "as UTF-8") from None
+
+
+def _damaged(path: str | os.PathLike, exc: BaseException) -> DpotError:
+    return DpotError(f"{path}: not a readable safetensors file ({exc}); it is truncated or was not written by "
+                     "dpot: re-save or re-download it")
+
+
+def read_safetensors(path: str | os.PathLike, device: str = "cpu") -> dict:
+    """All tensors of a `.safetensors` file, on `device`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device=str(device))
+    except SafetensorError as exc:
+        raise _damaged(path, exc) from None
+
+
+def safetensors_shapes(path: str | os.PathLike) -> dict[str, list[int]]:
+    """The tensor names and shapes of a `.safetensors` file, from its header only."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: list(f.get_slice(k).get_shape()) for k in f.keys()}
+    except SafetensorError as exc:
+        raise _damaged(path, exc) from None

@@ -125,7 +125,7 @@ def _signature(path: Path) -> dict:
 def _read_cache(dataset_dir: Path) -> dict:
     try:
         return json.loads((dataset_dir / STATS_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # missing, unreadable or not JSON: recomputed
         return {}
 
 

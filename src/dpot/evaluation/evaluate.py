@@ -27,11 +27,21 @@ class Snapshot:
     channels: list[str]
 
 
-def pick_device(device: str = "auto") -> torch.device:
-    """`auto` = the first CUDA device if there is one, else the CPU."""
+def pick_device(device: str = "auto", option: str = "--device") -> torch.device:
+    """`auto` = the first CUDA device if there is one, else the CPU; a device this machine lacks is a one-line
+    error naming `option`."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise DpotError(f"{option}={device}: not a device name (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DpotError(f"{option}={device}: no CUDA GPU is visible to PyTorch on this machine; use "
+                        f"{option}=cpu (or auto)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise DpotError(f"{option}={device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return dev
 
 
 def _model_grid(model: nn.Module, native: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -249,6 +259,7 @@ def evaluate_checkpoints(
 
     from dpot.data.format import dataset_dirs
     from dpot.data.stats import warn_nonfinite
+    from dpot.io import safetensors_shapes
     from dpot.models import load_model
 
     specs = [checkpoint_label(c) for c in checkpoints]
@@ -275,6 +286,8 @@ def evaluate_checkpoints(
     dev = pick_device(device)
     results: dict[str, dict[str, dict]] = {}
     snaps: dict[str, dict[str, Snapshot]] = {}
+    for _, path in specs:  # a damaged weights file fails now, not after other checkpoints ran
+        safetensors_shapes(Path(path) / "model.safetensors")
     bar = tqdm(total=len(specs) * len(dirs), unit="eval", disable=not progress)
     for label, path in specs:
         model = load_model(path, map_location=dev)

@@ -119,18 +119,18 @@ class FNOBaseline(nn.Module):
         cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu"
     ) -> FNOBaseline:
         """Load a checkpoint written by `save_pretrained`."""
-        from safetensors.torch import load_file
+        from dpot.io import read_safetensors, read_text_file
 
         directory = Path(directory)
         cfg_path = directory / "config.json"
         if not cfg_path.is_file():
             raise DpotError(f"{directory}: not a checkpoint directory (config.json missing)")
-        meta = json.loads(cfg_path.read_text())
+        meta = json.loads(read_text_file(cfg_path))
         if meta.get("model_type") != cls.model_type:
             raise DpotError(f"{directory}: model_type is {meta.get('model_type')!r}, not 'fno'")
         model = cls(FNOConfig.from_dict(meta["model"]))
         weights = directory / "model.safetensors"
         if not weights.is_file():
             raise DpotError(f"{directory}: model.safetensors missing")
-        model.load_state_dict(load_file(str(weights), device=str(map_location)))
+        model.load_state_dict(read_safetensors(weights, map_location))
         return model

@@ -33,10 +33,15 @@ REQUIRED = (
 
 
 def _one_line(exc: BaseException) -> str:
+    """The reason in torch.load's error, without its advice to load with `weights_only=False` (which would
+    run whatever code the file pickles)."""
     text = str(exc).strip()
-    match = re.search(r"(unsupported global[^\n]*)", text, flags=re.IGNORECASE)
+    match = re.search(r"unsupported global: GLOBAL (\S+)", text, flags=re.IGNORECASE)
     if match:  # weights_only refused a pickled class or function
-        return match.group(1).strip().rstrip(".")
+        return f"it pickles {match.group(1)}, which is refused for safety"
+    match = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+    if match:
+        return f"not a tensor-only PyTorch file: {match.group(1).strip().rstrip('.')}"
     return (text.splitlines() or [type(exc).__name__])[0][:200]
 
 
@@ -44,7 +49,7 @@ def load_reference_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor
     """Safely read a reference `.pth`: `(state dict without 'module.', args dict, dropped entry names)`."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise DpotError(f"{path}: no such file")
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             obj = torch.load(path, map_location="cpu", weights_only=True)
