@@ -13,7 +13,7 @@ def environment_error(exc: OSError, command: str) -> str | None:
     where = f" {exc.filename}" if exc.filename else ""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         kept = "; the last good checkpoint is kept" if command in ("pretrain", "finetune", "demo") else ""
-        return f"disk full writing{where}: free space and rerun{kept}"
+        return f"disk full{' writing' + where if where else ''}: free space and rerun{kept}"
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"cannot write{where}: {exc.strerror} (choose another folder or fix its permissions)"
     if exc.errno == errno.ENOENT and exc.filename:

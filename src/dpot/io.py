@@ -4,6 +4,7 @@ foreign or damaged file into a one-line DpotError naming it."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -100,6 +101,27 @@ def prune_empty_dirs(folder: str | os.PathLike) -> None:
             sub.rmdir()
     with contextlib.suppress(OSError):
         folder.rmdir()
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether `exc` (an OSError, or a library's error wrapping one: h5py, safetensors, torch.save) says the
+    disk or quota is full."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return any(s in text for s in ("No space left on device", "os error 28", "errno = 28", "file write failed"))
+
+
+def write_safetensors(tensors: dict, path: str | os.PathLike, metadata: dict[str, str], name: str) -> None:
+    """`safetensors.torch.save_file`, with a full disk raised as OSError(ENOSPC) naming `name`."""
+    from safetensors.torch import save_file
+
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except Exception as exc:  # SafetensorError wraps the OS error in its message
+        if is_disk_full(exc):
+            raise OSError(errno.ENOSPC, "No space left on device", name) from None
+        raise
 
 
 def read_text_file(path: str | os.PathLike) -> str:

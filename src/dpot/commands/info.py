@@ -25,6 +25,9 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if not path.exists():
         raise DpotError(f"{path}: no such file or folder")
+    if path.is_dir() and (path / "checkpoint" / "config.json").is_file():  # a training run folder
+        print(_run_summary(path))
+        path = path / "checkpoint"
     if path.is_dir() and (path / "config.json").is_file():
         from dpot.models import checkpoint_summary
 
@@ -49,6 +52,22 @@ def run(args: argparse.Namespace) -> int:
             print()
         _describe(_split_files(d), d, args)
     return 0
+
+
+def _run_summary(run: Path) -> str:
+    """The first lines for a run folder: its last logged step and loss, and whether a run holds it now."""
+    from dpot.training.runlock import lock_holder
+
+    lines = [f"run {run}"]
+    log = run / "metrics.jsonl"
+    records = [json.loads(s) for s in log.read_text().splitlines() if s.endswith("}")] if log.is_file() else []
+    if records:
+        last = records[-1]
+        loss = "n/a" if last.get("loss") is None else f"{last['loss']:.4g}"
+        lines.append(f"  last logged step {last.get('step')}: loss {loss}")
+    holder = lock_holder(run)
+    lines.append(f"  in use by a running job ({holder})" if holder else "  not running (resume with --resume)")
+    return "\n".join(lines)
 
 
 def _split_files(folder: Path) -> list[Path]:

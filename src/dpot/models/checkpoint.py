@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from dpot.errors import DpotError
-from dpot.io import atomic_path, read_safetensors, read_text_file, safetensors_shapes, write_json
+from dpot.io import atomic_path, read_safetensors, read_text_file, safetensors_shapes, write_json, write_safetensors
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -61,7 +61,6 @@ def read_checkpoint_config(directory: str | os.PathLike) -> dict[str, Any]:
 def write_checkpoint(directory: str | os.PathLike, model_type: str, config: dict[str, Any],
                      state: dict[str, torch.Tensor], extra: dict | None = None) -> Path:
     """Write `model.safetensors` then `config.json` (each atomic; config last = complete)."""
-    from safetensors.torch import save_file
 
     from dpot import __version__
 
@@ -69,7 +68,7 @@ def write_checkpoint(directory: str | os.PathLike, model_type: str, config: dict
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt"})
+        write_safetensors(tensors, tmp, {"format": "pt"}, str(directory / WEIGHTS_FILE))
     meta = {"model_type": model_type, "model": config, "dpot_version": __version__, **(extra or {})}
     write_json(directory / CONFIG_FILE, meta)
     return directory

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from dpot.errors import DpotError
-from dpot.io import atomic_path, read_safetensors
+from dpot.io import atomic_path, is_disk_full, read_safetensors
 
 STATE_FILE = "training_state.pt"
 
@@ -23,11 +23,17 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, extra: dict[str, 
                     state: dict[str, Any] | None) -> Path:
     """Write `path/` atomically: the model (`save_pretrained(dir, extra=extra)`) and the training state."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.mkdir()
-        model.save_pretrained(tmp, extra=extra)
-        if state is not None:
-            torch.save(state, tmp / STATE_FILE)
+    try:
+        with atomic_path(path) as tmp:
+            tmp.mkdir()
+            model.save_pretrained(tmp, extra=extra)
+            if state is not None:
+                torch.save(state, tmp / STATE_FILE)
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise DpotError(f"disk full writing {path}: free space, then continue with --resume; the previous "
+                            "checkpoint (if any) is kept") from None
+        raise
     return path
 
 

@@ -35,6 +35,20 @@ def _holder(run_dir: Path) -> str:
         return "another process"
 
 
+def lock_holder(run_dir: str | os.PathLike) -> str | None:
+    """Who holds `run_dir`'s lock now, or None if no run does (probes the lock without waiting)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / LOCK_FILE).exists():
+        return None
+    lock = FileLock(run_dir / LOCK_FILE, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return _holder(run_dir)
+    lock.release()
+    return None
+
+
 def remove_stale_temporaries(run_dir: Path) -> list[str]:
     """Delete `.NAME.XXXX.tmp` files and folders an interrupted atomic write left in `run_dir` (call only
     while holding the run lock); returns their names."""
@@ -58,6 +72,8 @@ def run_lock(run_dir: str | os.PathLike) -> Iterator[None]:
         return
     run_dir = Path(run_dir)
     created = not run_dir.exists()
+    if run_dir.exists() and not run_dir.is_dir():
+        raise DpotError(f"{run_dir} is a file, not a run folder; choose another --out")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
