@@ -36,12 +36,14 @@ def _one_line(exc: BaseException) -> str:
     """The reason in torch.load's error, without its advice to load with `weights_only=False` (which would
     run whatever code the file pickles)."""
     text = str(exc).strip()
-    match = re.search(r"unsupported global: GLOBAL (\S+)", text, flags=re.IGNORECASE)
+    match = re.search(r"unsupported (?:global: )?GLOBAL (\S+)", text, flags=re.IGNORECASE)
     if match:  # weights_only refused a pickled class or function
-        return f"it pickles {match.group(1)}, which is refused for safety"
-    match = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
-    if match:
-        return f"not a tensor-only PyTorch file: {match.group(1).strip().rstrip('.')}"
+        return f"unsupported global {match.group(1)}: refused for safety"
+    if "Weights only load failed" in text:
+        reasons = [line.split("error:")[-1].strip() for line in text.splitlines()
+                   if line.strip() and not re.search(r"weights_only|torch\.load|trust", line)]
+        reason = next((r for r in reasons if r), "unknown content")
+        return f"not a tensor-only PyTorch file: {reason.rstrip('.')}"
     return (text.splitlines() or [type(exc).__name__])[0][:200]
 
 
