@@ -79,3 +79,8 @@ def test_resume_past_max_steps_says_so(corpus, tmp_path, capsys):
     capsys.readouterr()
     assert pretrain("--resume", run) == 0
     assert "nothing to train: the run had already reached train.max_steps=1" in capsys.readouterr().err
+    from dpot.cli import main
+
+    assert main(["info", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"run {run}\n  last logged step 1: loss " in out and "not running" in out and "checkpoint " in out

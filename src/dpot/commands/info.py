@@ -66,7 +66,7 @@ def _run_summary(run: Path) -> str:
         loss = "n/a" if last.get("loss") is None else f"{last['loss']:.4g}"
         lines.append(f"  last logged step {last.get('step')}: loss {loss}")
     holder = lock_holder(run)
-    lines.append(f"  in use by a running job ({holder})" if holder else "  not running (resume with --resume)")
+    lines.append(f"  in use by a running job ({holder})" if holder else "  not running")
     return "\n".join(lines)
 
 
