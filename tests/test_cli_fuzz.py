@@ -65,6 +65,7 @@ CASES = [
     (["generate", "ns2d_vorticity", "--out", "{out}", "--n", "0"], "--n"),
     (["generate", "ns2d_vorticity", "--out", "{out}", "--param", "nu=abc"], "nu=abc"),
     (["generate", "ns2d_vorticity", "--out", "{out}", "--param", "zzz=1"], "'zzz'"),
+    (["generate", "ns2d_vorticity", "--out", "{out}", "--shard", "5/2"], "5/2"),
     (["generate", "ns2d_vorticity", "--out", "{FILE}", "--n", "1", "--res", "8", "--frames", "3"], "{FILE}"),
     (["convert", "arrays", "{TXT}", "--out", "{out}"], "--layout"),
     (["convert", "pdebench", "{MISSING}", "--out", "{out}"], "{MISSING}"),
@@ -152,7 +153,7 @@ def test_bad_input_is_one_line_and_leaves_nothing(argv, culprit, inputs, tmp_pat
     _check(code, capsys.readouterr().err, argv[0], _fill(culprit, values), before, outroot)
 
 
-@pytest.mark.parametrize("index", [12, 27, 55])
+@pytest.mark.parametrize("index", [13, 28, 56])
 def test_real_entry_point(index, inputs, tmp_path):
     """A few cases through the installed console path (`python -m dpot`), in a process of their own."""
     argv, culprit = CASES[index]
