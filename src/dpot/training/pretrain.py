@@ -12,8 +12,10 @@ import torch
 
 from dpot.config import find_preset, load_config, to_dict
 from dpot.data.format import dataset_dirs, open_split
+from dpot.data.stats import require_finite
 from dpot.errors import DpotError
 from dpot.training.config import DataConfig, PretrainConfig
+from dpot.training.runlock import locked_fit
 from dpot.training.trainer import FitResult, Trainer
 
 
@@ -151,6 +153,7 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False, stop_at: float | Non
     if cfg.optim.schedule_steps is None:  # fix the schedule length now so that resumed runs keep it
         cfg = replace(cfg, optim=replace(cfg.optim, schedule_steps=cfg.train.max_steps))
     dirs = select_datasets(cfg.data)
+    require_finite(dirs, ("train", cfg.train.eval_split))
     out_t = int(cfg.model.options.get("out_timesteps", 1))
     mixture = build_mixture(cfg, dirs, t_ar=cfg.train.t_ar * out_t)
     torch.manual_seed(cfg.train.seed)
@@ -160,7 +163,7 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False, stop_at: float | Non
     trainer = Trainer(model, mixture, cfg.train, cfg.optim, run_dir, config=to_dict(cfg),
                       eval_sets=build_eval_sets(cfg, mixture), extra=extra, balanced=cfg.data.balanced,
                       num_workers=cfg.data.num_workers)
-    return trainer.fit(resume=resume, stop_at=stop_at)
+    return locked_fit(trainer, resume=resume, stop_at=stop_at)
 
 
 def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
