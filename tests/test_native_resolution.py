@@ -143,3 +143,18 @@ def test_native_grid_must_fit_the_patch(tmp_path, capsys):
     assert pretrain("--config", TINY, "--out", tmp_path / "run", f"data.root={root}", "train.max_steps=1",
                     *QUICK) == 2
     assert "not divisible by the model's patch_size=4" in capsys.readouterr().err
+
+
+def test_native_ddp_ranks_train_on_one_grid_per_step(grids, tmp_path):
+    """Two gloo ranks: every step's losses (summed over ranks) come from one dataset, i.e. one grid."""
+    from test_train_distributed import torchrun
+
+    root, _ = grids
+    run = tmp_path / "run"
+    torchrun("--config", TINY, "--out", str(run), f"data.root={root}", "data.datasets=[small,big,wide]",
+             "train.max_steps=4", *QUICK, tolerate_exit_abort=True)
+    lines = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2, 3, 4]
+    assert all(len(r["loss_per_dataset"]) == 1 for r in lines)
+    state = torch.load(run / "checkpoint" / "training_state.pt", weights_only=True)
+    assert [s["position"] for s in state["sampler"]] == [16, 16] and state["sampler"][0]["group"] == 4
