@@ -270,8 +270,8 @@ def section_native_res(d: dict[str, Any]) -> list[str]:
     names = {"resample": "resample to 128²", "native": "native, equal steps", "native_wall": "native, equal compute"}
     acc = [[names[key], r["steps"], *(f"{r['l2re'][n]['l2re_1step']:.3f} / {r['l2re'][n][f'l2re_{h}step']:.3f}"
                                       for n in st["datasets"])] for key, r in d["results"].items()]
-    worse = "; ".join(f"{names[k]}: {', '.join(v) if v else 'none'}"
-                      for k, v in sm["datasets_worse_than_resample"].items())
+    worse = "; ".join(f"{names[k]} at {m.split('_')[1]}: {', '.join(v) if v else 'none'}"
+                      for k, by in sm["datasets_worse_than_resample"].items() for m, v in by.items())
     load = d["load_avg_1min_at_end"]
     shared = " (the VM was shared with other jobs during the run)" if load >= 2 else ""
     return [f"{_where(d)} Started {d['started']}, 1-min load {load:.1f} at the end{shared}; "
@@ -286,7 +286,7 @@ def section_native_res(d: dict[str, Any]) -> list[str]:
             f"{st['chunk']} steps, so both see the same load).",
             f"- L2RE at each dataset's own grid (the resample model's input upsampled to 128², its output "
             f"downsampled back). \"Equal compute\" trains native for steps × the CPU-time speed-up. Datasets worse "
-            f"than resample-to-128² at the {h}-step horizon: {worse}.", ""]
+            f"than resample-to-128² (target: none): {worse}.", ""]
 
 
 SECTIONS: list[tuple[str, str, Callable[..., list[str]], str]] = [

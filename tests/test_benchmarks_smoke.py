@@ -57,7 +57,9 @@ def _native_res_json() -> dict:
             "results": {"resample": {"steps": 50, **run}, "native": {"steps": 50, **run},
                         "native_wall": {"steps": 100, **run}},
             "summary": {"speedup_samples_per_cpu_s": 2.0, "speedup_samples_per_s": 1.8, "target_met_speed": True,
-                        "datasets_worse_than_resample": {"native": [], "native_wall": ["dr_128x64"]}},
+                        "datasets_worse_than_resample": {"native": {"l2re_1step": [], "l2re_10step": []},
+                                                         "native_wall": {"l2re_1step": ["dr_128x64"],
+                                                                         "l2re_10step": []}}},
             "load_avg_1min_at_end": 5.0}
 
 
@@ -67,7 +69,7 @@ def test_native_res_section(tmp_path):
     assert "## Native-resolution pre-training (CPU)" in md and "shared with other jobs" in md
     assert "| native, equal compute | 100 | 0.100 / 0.300 | 0.100 / 0.300 |" in md
     assert "2.00× per CPU-second, 1.80× per wall-clock second (target ≥ 1.5×: met" in md
-    assert "native, equal steps: none; native, equal compute: dr_128x64." in md
+    assert "native, equal steps at 1step: none; " in md and "native, equal compute at 1step: dr_128x64; " in md
 
 
 def test_run_builds_markdown_from_results(tmp_path):
