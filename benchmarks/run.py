@@ -301,6 +301,8 @@ SECTIONS: list[tuple[str, str, Callable[..., list[str]], str]] = [
     ("Scaling of cost (CPU)", "scaling_cpu.json", section_scaling, "python benchmarks/scaling.py"),
     ("Native-resolution pre-training (CPU)", "native_res_cpu.json", section_native_res,
      "python benchmarks/native_res.py"),
+    ("Native-resolution pre-training, 400 steps (CPU)", "native_res_cpu_400.json", section_native_res,
+     "python benchmarks/native_res.py --steps 400 --out benchmarks/results/native_res_cpu_400.json"),
     ("Solvers (GPU)", "solvers_gpu.json", section_solvers, "python benchmarks/gpu.py"),
     ("Training step through the Trainer (GPU)", "train_gpu.json", section_train, "python benchmarks/gpu.py"),
     ("Solver vs emulator (GPU)", "emulator_gpu.json", section_emulator, "python benchmarks/gpu.py"),
