@@ -263,6 +263,34 @@ def section_scaling(d: dict[str, Any]) -> list[str]:
             "presets, per-call overhead at small grids) still dominates.", ""]
 
 
+def section_native_res(d: dict[str, Any]) -> list[str]:
+    st, sm, h = d["settings"], d["summary"], d["settings"]["horizon"]
+    speed = [[key, s["steps"] * st["batch"], s["samples_per_s"], s["samples_per_cpu_s"]]
+             for key, s in d["throughput"].items()]
+    names = {"resample": "resample to 128²", "native": "native, equal steps", "native_wall": "native, equal compute"}
+    acc = [[names[key], r["steps"], *(f"{r['l2re'][n]['l2re_1step']:.3f} / {r['l2re'][n][f'l2re_{h}step']:.3f}"
+                                      for n in st["datasets"])] for key, r in d["results"].items()]
+    by_run = sm["datasets_worse_than_resample"]
+    worse = "; ".join(f"{names[k]} at {m.split('_')[1].replace('step', '-step')}: {', '.join(v) if v else 'none'}"
+                      for k, by in by_run.items() for m, v in by.items())
+    met = not any(v for by in by_run.values() for v in by.values())
+    load = d["load_avg_1min_at_end"]
+    shared = " (the VM was shared with other jobs during the run)" if load >= 2 else ""
+    return [f"{_where(d)} Started {d['started']}, 1-min load {load:.1f} at the end{shared}; "
+            f"{st['preset']} preset, batch {st['batch']}, T_in {st['t_in']}. "
+            "Corpus: Navier-Stokes vorticity at 64² (nu=1e-3) and 128² (nu=1e-4), diffusion-reaction at 128x64 "
+            "(every other y point of a 128² solve).", "",
+            table(["mode", "samples", "samples/s (wall)", "samples per CPU-s"], speed), "",
+            table(["run", "steps", *(f"{n}: 1-step / {h}-step L2RE" for n in st["datasets"])], acc), "",
+            f"- Throughput native / resample: {sm['speedup_samples_per_cpu_s']:.2f}× per CPU-second, "
+            f"{sm['speedup_samples_per_s']:.2f}× per wall-clock second (target ≥ 1.5×: "
+            f"{'met' if sm['target_met_speed'] else 'not met'}; the two modes alternate in chunks of "
+            f"{st['chunk']} steps, so both see the same load).",
+            f"- L2RE at each dataset's own grid (the resample model's input upsampled to 128², its output "
+            f"downsampled back). \"Equal compute\" trains native for steps × the CPU-time speed-up. Datasets worse "
+            f"than resample-to-128² (goal: none; {'met' if met else 'not met'}): {worse}.", ""]
+
+
 SECTIONS: list[tuple[str, str, Callable[..., list[str]], str]] = [
     ("Model throughput (CPU, fp32)", "model_cpu.json", section_model, "python benchmarks/model.py --reference PATH"),
     ("CPU training step vs the matmul roofline (Ti, fp32)", "roofline_cpu.json", section_roofline,
@@ -273,6 +301,10 @@ SECTIONS: list[tuple[str, str, Callable[..., list[str]], str]] = [
      "python benchmarks/train.py --data DIR"),
     ("Solver vs emulator (CPU)", "emulator_cpu.json", section_emulator, "python benchmarks/emulator.py"),
     ("Scaling of cost (CPU)", "scaling_cpu.json", section_scaling, "python benchmarks/scaling.py"),
+    ("Native-resolution pre-training (CPU)", "native_res_cpu.json", section_native_res,
+     "python benchmarks/native_res.py"),
+    ("Native-resolution pre-training, 400 steps (CPU)", "native_res_cpu_400.json", section_native_res,
+     "python benchmarks/native_res.py --steps 400 --out benchmarks/results/native_res_cpu_400.json"),
     ("Solvers (GPU)", "solvers_gpu.json", section_solvers, "python benchmarks/gpu.py"),
     ("Training step through the Trainer (GPU)", "train_gpu.json", section_train, "python benchmarks/gpu.py"),
     ("Solver vs emulator (GPU)", "emulator_gpu.json", section_emulator, "python benchmarks/gpu.py"),
@@ -366,6 +398,8 @@ def build_markdown(results: Path, quick: bool = False) -> str:
         "| `python benchmarks/run.py --quick` | smoke run at tiny sizes into a temporary folder |",
         "| `python benchmarks/gpu.py [--reference PATH]` | every GPU figure in one run (< 8 min), then this page |",
         "| `python benchmarks/gpu.py --device cpu --quick --out-dir DIR` | the GPU script's code paths on a CPU |",
+        "| `python benchmarks/native_res.py` | native grids vs resample-to-128² in pre-training (~12 min on the "
+        "busy 2-core VM; not part of the suite) |",
         "| `python studies/claims.py` | the paper's claims at CPU scale, `docs/results.md` (~1 h on 2 idle "
         "cores; `--scale small`: ~10 min) |",
         "",

@@ -64,6 +64,33 @@ def _scaling_json() -> dict:
             "results": rows, "growth": scaling.growth(rows)}
 
 
+def _native_res_json() -> dict:
+    names = ["ns_64", "dr_128x64"]
+    run = {"l2re": {n: {"l2re_1step": 0.1, "l2re_10step": 0.3} for n in names}}
+    return {"benchmark": "native_res", "machine": MACHINE, "started": "2026-11-30 01:00 UTC", "device": "cpu",
+            "settings": {"preset": "demo", "batch": 8, "t_in": 10, "horizon": 10, "threads": 1, "steps": 50,
+                         "rounds": 3, "chunk": 8, "datasets": names},
+            "throughput": {"resample": {"steps": 24, "samples_per_s": 10.0, "samples_per_cpu_s": 20.0},
+                           "native": {"steps": 24, "samples_per_s": 18.0, "samples_per_cpu_s": 40.0}},
+            "results": {"resample": {"steps": 50, **run}, "native": {"steps": 50, **run},
+                        "native_wall": {"steps": 100, **run}},
+            "summary": {"speedup_samples_per_cpu_s": 2.0, "speedup_samples_per_s": 1.8, "target_met_speed": True,
+                        "datasets_worse_than_resample": {"native": {"l2re_1step": [], "l2re_10step": []},
+                                                         "native_wall": {"l2re_1step": ["dr_128x64"],
+                                                                         "l2re_10step": []}}},
+            "load_avg_1min_at_end": 5.0}
+
+
+def test_native_res_section(tmp_path):
+    (tmp_path / "native_res_cpu.json").write_text(json.dumps(_native_res_json()))
+    md = bench_run.build_markdown(tmp_path)
+    assert "## Native-resolution pre-training (CPU)" in md and "shared with other jobs" in md
+    assert "| native, equal compute | 100 | 0.100 / 0.300 | 0.100 / 0.300 |" in md
+    assert "2.00× per CPU-second, 1.80× per wall-clock second (target ≥ 1.5×: met" in md
+    assert "(goal: none; not met): native, equal steps at 1-step: none; " in md
+    assert "native, equal compute at 1-step: dr_128x64; " in md
+
+
 def test_run_builds_markdown_from_results(tmp_path):
     (tmp_path / "emulator_cpu.json").write_text(json.dumps(_emulator_json()))
     (tmp_path / "scaling_cpu.json").write_text(json.dumps(_scaling_json()))

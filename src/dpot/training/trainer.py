@@ -97,7 +97,8 @@ class Trainer:
         self.noise_gen = torch.Generator(device=dev)
         self.noise_gen.manual_seed(cfg.seed * 7919 + self.env.rank)
         self.sampler = BalancedSampler(self.mixture, seed=cfg.seed, balanced=self.balanced,
-                                       rank=self.env.rank, world_size=self.env.world_size)
+                                       rank=self.env.rank, world_size=self.env.world_size,
+                                       group=cfg.batch_size)
         self.skipped: list[int] = []  # steps skipped for a non-finite loss or gradient (kept in checkpoints)
         self.bad_run = 0  # skipped steps in a row (see `_count_bad`)
         if ckpt is not None:
