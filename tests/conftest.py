@@ -35,8 +35,8 @@ class HostReads:
                 self._count("boolean index")
             return get(t, idx)
 
-        def to_(t, *args, **kwargs):
-            if any(str(a) == "cpu" for a in (*args, kwargs.get("device"))):
+        def to_(t, *args, **kwargs):  # a literal "cpu" target (a device taken from a tensor is not counted)
+            if any(isinstance(a, str) and a == "cpu" for a in (*args, kwargs.get("device"))):
                 self._count("to(cpu)")
             return to(t, *args, **kwargs)
 

@@ -82,3 +82,16 @@ def test_forward_and_backward_read_nothing_back_to_the_host(space, host_reads):
         (pred.square().mean() + logits.square().mean()).backward()
         assert host_reads.calls == {}, f"call {step}: {host_reads.calls}"
     assert len(m._coord_cache) == (space != (16, 16))
+
+
+def test_loss_and_metrics_reduce_in_fp32_under_autocast():
+    from dpot.evaluation.metrics import nrmse, relative_l2_loss
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(2, 32, 32, 3, 2, generator=g)
+    pred = (y + 1e-3 * torch.randn(2, 32, 32, 3, 2, generator=g)).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, err = relative_l2_loss(pred, y), nrmse(pred, y)
+    assert loss.dtype == err.dtype == torch.float32
+    assert torch.allclose(loss, relative_l2_loss(pred.float(), y), rtol=1e-6)
+    assert torch.allclose(err, nrmse(pred.float(), y), rtol=1e-6)

@@ -97,7 +97,7 @@ def test_interval_stats_average_applied_steps_per_dataset():
     stats.end_step(torch.tensor(True), grad_accum=2, samples=4)
     stats.begin_step()  # a diverged step: counted in the throughput, not in the losses
     stats.add_batch(torch.tensor([float("nan"), 5.0]), torch.tensor([1, 0]), torch.tensor(float("nan")))
-    assert stats.bad_counts().tolist() == [0, 1] and not torch.isfinite(stats.step_loss_sum())
+    assert not torch.isfinite(stats.step_loss_sum())
     stats.end_step(torch.tensor(False), grad_accum=1, samples=2)
     out = stats.read()
     assert out["loss"] == 2.0 and out["loss_per_dataset"] == {"a": 5.0 / 3, "b": 3.0}

@@ -196,7 +196,9 @@ class DPOT(PretrainedModel):
             scaled = conv1.weight.flatten(1).t().unsqueeze(0).to(wd) * basis.unsqueeze(1)  # (T, E1, D)
             w_fused = torch.bmm(scaled, w_time).reshape(t * e1, -1)  # (T*E1, D)
             pe = self._pos_embed(grid, wd) + conv1.bias.to(wd)
-            const = pe @ torch.einsum("ti,tij->ij", basis, w_time)  # (N, D)
+            # sum_t basis[t, i] w_time[t, i, j] as one batched matmul over i (an einsum made 2*D tiny copies)
+            agg = torch.bmm(basis.t().contiguous().unsqueeze(1), w_time.transpose(0, 1)).squeeze(1)  # (D, D)
+            const = pe @ agg  # (N, D)
         hidden = patchify(x, p, nd) @ w_data.to(x.dtype) + coord_term.to(x.dtype)  # (B, *grid, T, E1)
         if cfg.channel_mask:
             mask = (

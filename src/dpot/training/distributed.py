@@ -56,7 +56,9 @@ def setup(device: str = "auto") -> DistEnv:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device)
+    from dpot.evaluation.evaluate import pick_device
+
+    dev = resolve_device(str(pick_device(device, "train.device")))  # checked, then this rank's GPU
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     owns = world > 1 and not dist.is_initialized()

@@ -23,7 +23,7 @@ class IntervalStats:
         self.names = names
         k = len(names)
         f64 = {"dtype": torch.float64, "device": device}
-        self._step = torch.zeros(3, k, **f64)  # this step: loss sums, finite counts, non-finite counts
+        self._step = torch.zeros(2, k, **f64)  # this step: loss sums, finite counts
         self._step_loss = torch.zeros((), **f64)  # this step: sum of the micro-batch losses
         self._interval = torch.zeros(2 * k + 2, **f64)  # sums, counts, sum of step losses, applied steps
         self.samples = self.steps = 0  # samples (all ranks) and steps since the last read
@@ -44,16 +44,11 @@ class IntervalStats:
         finite = torch.isfinite(ps)
         self._step[0].index_add_(0, ids, torch.where(finite, ps, torch.zeros_like(ps)))
         self._step[1].index_add_(0, ids, finite.double())
-        self._step[2].index_add_(0, ids, (~finite).double())
         self._step_loss += loss.detach().double()
 
     def step_loss_sum(self) -> torch.Tensor:
         """Sum of this step's micro-batch losses (a device scalar; non-finite when any batch diverged)."""
         return self._step_loss
-
-    def bad_counts(self) -> torch.Tensor:
-        """Per dataset, this step's samples with a non-finite loss (a new device tensor `(K,)`, not read)."""
-        return self._step[2].clone()
 
     def end_step(self, applied: torch.Tensor, grad_accum: int, samples: int) -> None:
         """Count the step's samples; an applied step's losses join the interval (a skipped one's do not).

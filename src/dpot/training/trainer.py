@@ -33,6 +33,7 @@ from dpot.evaluation.metrics import l2re, relative_l2_loss
 from dpot.training import distributed as D
 from dpot.training.checkpoint import find_checkpoint, load_training_state, load_weights, save_checkpoint
 from dpot.training.config import OptimConfig, TrainConfig
+from dpot.training.diagnose import blame_config, describe_bad_samples
 from dpot.training.logs import IntervalStats, RunLog
 from dpot.training.noise import add_noise
 from dpot.training.optim import apply_schedule, build_optimizer
@@ -100,11 +101,12 @@ class Trainer:
         self.wrapped = D.wrap(self.model, self.env, cfg.strategy, bf16=self.autocast)
         self.engine: Any = self.wrapped  # what the step calls (a compiled version of `wrapped` with compile)
         self.optimizer = build_optimizer(self._groups(trainable), self.ocfg)
-        self._pending: list[tuple[int, torch.Tensor, Any]] = []  # step flags on their way to the host
+        self._pending: list[tuple[int, torch.Tensor, Any, list]] = []  # step flags on their way to the host
         self.noise_gen = torch.Generator(device=dev)
         self.noise_gen.manual_seed(cfg.seed * 7919 + self.env.rank)
         self.sampler = BalancedSampler(self.mixture, seed=cfg.seed, balanced=self.balanced,
-                                       rank=self.env.rank, world_size=self.env.world_size)
+                                       rank=self.env.rank, world_size=self.env.world_size,
+                                       group=cfg.batch_size)
         self.skipped: list[int] = []  # steps skipped for a non-finite loss or gradient (kept in checkpoints)
         self.bad_run = 0  # skipped steps in a row (see `_count_bad`)
         if ckpt is not None:
@@ -265,6 +267,7 @@ class Trainer:
         this rank's bad samples per dataset...]."""
         cfg, dev = self.cfg, self.env.device
         stats.begin_step()
+        step_batches = []  # (batch, per-sample loss) of this step, to name the culprits of a skipped step
         self.optimizer.zero_grad(set_to_none=True)
         for micro in range(cfg.grad_accum):
             batch = next(batches)
@@ -279,6 +282,7 @@ class Trainer:
                     loss = loss + cfg.cls_weight * cls_loss
                 (loss / cfg.grad_accum).backward()
             stats.add_batch(per_sample, batch["dataset"], loss)
+            step_batches.append((batch, per_sample.detach()))
         # one all-reduce tells every rank whether any rank's loss diverged or asked to stop
         ask = torch.full((), float(self._request is not None), dtype=torch.float64, device=dev)
         flags = D.all_reduce_sum(torch.stack([(~torch.isfinite(stats.step_loss_sum())).double(), ask]))
@@ -290,19 +294,20 @@ class Trainer:
         self.optimizer.found_inf = (~ok).float()
         self.optimizer.step()
         stats.end_step(ok, cfg.grad_accum, cfg.batch_size * cfg.grad_accum * self.env.world_size)
-        return torch.cat([flags, grad_bad.double().view(1), stats.bad_counts()])
+        return torch.cat([flags, grad_bad.double().view(1)]), step_batches
 
-    def _queue(self, flags: torch.Tensor) -> None:
+    def _queue(self, flags: torch.Tensor, step_batches: list) -> None:
         """Start copying this step's flags to the host without waiting for them (pinned memory and an event on
-        a GPU; on a CPU they are there already)."""
+        a GPU; on a CPU they are there already); the step's batches wait with them, to name a bad step's
+        culprits."""
         if flags.device.type != "cuda":
-            self._pending.append((self.step, flags, None))
+            self._pending.append((self.step, flags, None, step_batches))
             return
         host = torch.empty(flags.shape, dtype=flags.dtype, pin_memory=True)
         host.copy_(flags, non_blocking=True)
         done = torch.cuda.Event()
         done.record()
-        self._pending.append((self.step, host, done))
+        self._pending.append((self.step, host, done, step_batches))
 
     def _settle(self, everything: bool) -> None:
         """Act on queued step flags: skipped steps (message, bad-step count, stop after `max_bad_steps`) and
@@ -311,22 +316,29 @@ class Trainer:
         one small read per step that does not stall a GPU, which by then works on the next step."""
         ready = self._pending if everything else self._pending[:-1]
         self._pending = [] if everything else self._pending[-1:]
-        for step, host, done in ready:
+        for step, host, done, step_batches in ready:
             if done is not None:
                 done.synchronize()
-            loss_bad, stop, grad_bad, *counts = host.tolist()
-            if loss_bad or grad_bad:
-                bad = sorted(self.names[i] for i, n in enumerate(counts) if n > 0)
-                where = (", ".join(bad) or "another rank's batch") if loss_bad else "(gradient)"
-                self._count_bad(step, where)
+            loss_bad, stop, grad_bad = host.tolist()
+            if loss_bad or grad_bad:  # rare: reading the step's losses to name the culprits is fine then
+                grad_blame = f"the gradient: {blame_config(self.cfg, self.ocfg)}"
+                self._count_bad(step, self._blame(step_batches) if loss_bad else grad_blame)
             else:
                 self.bad_run = 0
             if stop and self._stop is None:
                 self._stop = self._request or "stop request on another rank"
 
+    def _blame(self, step_batches) -> str:
+        """The samples of a skipped step whose loss is not finite: dataset, file, trajectory, window and cause."""
+        where = []
+        for batch, per_sample in step_batches:
+            bad = ~torch.isfinite(per_sample.cpu())
+            where += describe_bad_samples(batch, bad, self.mixture.datasets, self.cfg, self.ocfg)
+        return "; ".join(where) or "another rank's batch"
+
     def _count_bad(self, step: int, where: str) -> None:
         """The one place that tracks skipped steps: record that 1-based `step` was skipped (`where` = the
-        datasets or "(gradient)") and stop the run after `max_bad_steps` in a row."""
+        culprit samples or the gradient) and stop the run after `max_bad_steps` in a row."""
         self.skipped.append(step)
         self.bad_run += 1
         self.say(f"step {step}: non-finite loss on {where}; step skipped")
@@ -440,9 +452,9 @@ class Trainer:
                 if stop_at is not None and self._request is None and time.perf_counter() >= stop_at:
                     self._request = "time budget"  # asked before the step, whose all-reduce tells every rank
                 lr = apply_schedule(self.optimizer, self.ocfg, self.step, self.total)
-                flags = self._train_step(batches, stats)
+                flags, step_batches = self._train_step(batches, stats)
                 self.step += 1
-                self._queue(flags)
+                self._queue(flags, step_batches)
                 bar.update(1)
                 last = self.step == cfg.max_steps
                 do_eval = bool(self.eval_sets) and ((cfg.eval_every and self.step % cfg.eval_every == 0) or last)
