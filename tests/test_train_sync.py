@@ -47,10 +47,10 @@ def _count_per_step(trainer: Trainer, host_reads, monkeypatch) -> list[int]:
         same = dev is not None and torch.device(dev).type == t.device.type
         return torch._C.TensorBase.to(t, *args, **kwargs) if same else counted_to(t, *args, **kwargs)
 
-    def queue_(self, flags):
+    def queue_(self, flags, step_batches):
         per_step.append(host_reads.reads)
         host_reads.reset()
-        queue(self, flags)
+        queue(self, flags, step_batches)
 
     def setup_(self, resume):
         setup(self, resume)

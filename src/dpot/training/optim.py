@@ -65,15 +65,17 @@ def build_optimizer(groups: Iterable[dict], cfg: OptimConfig) -> torch.optim.Opt
     """AdamW or coupled-decay Adam over parameter groups; a group may set its own peak `lr` (layer-wise LR),
     which is remembered as `base_lr` for the schedule.
 
-    The fused implementation: besides being one kernel per device, its `found_inf` lets the trainer skip a
-    step decided on the device (weights, moments and step counters untouched) without reading it back."""
+    The fused implementation when every parameter is real (it has no complex support; the FNO baseline's
+    spectral weights are complex): besides being one kernel per device, its `found_inf` lets the trainer skip
+    a step decided on the device (weights, moments and step counters untouched) without reading it back."""
     groups = [dict(g) for g in groups]
     for g in groups:
         g.setdefault("lr", cfg.lr)
         g["base_lr"] = g["lr"]
     cls = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
+    fused = all(p.is_floating_point() for g in groups for p in g["params"])
     return cls(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay,
-               fused=True)
+               fused=fused)
 
 
 def apply_schedule(optimizer: torch.optim.Optimizer, cfg: OptimConfig, step: int, total: int) -> float:
