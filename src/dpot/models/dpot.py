@@ -95,8 +95,13 @@ class DPOT(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> DPOT:
-        """Load a checkpoint directory written by `save_pretrained` (strict: every tensor must match)."""
+        """Load a checkpoint directory written by `save_pretrained` (strict: every tensor must match), or a
+        released reference checkpoint by name, `hf://hzk17/DPOT/model_Ti.pth[@REVISION]` (needs `dpot[hub]`)."""
         from dpot.models.checkpoint import load_pretrained
+        from dpot.models.hub import is_hub_uri, model_from_hub
+
+        if is_hub_uri(directory):
+            return model_from_hub(str(directory), map_location=map_location)
 
         return load_pretrained(cls, directory, map_location)
 
