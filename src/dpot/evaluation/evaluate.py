@@ -51,7 +51,7 @@ def checkpoint_config(path: str | os.PathLike) -> Any:
     from dpot.models.fno_baseline import FNOConfig
 
     meta = read_checkpoint_config(path)
-    classes = {"dpot": DPOTConfig, "fno": FNOConfig}
+    classes = {"dpot": DPOTConfig, "dpot-lora": DPOTConfig, "fno": FNOConfig}
     if meta["model_type"] not in classes:
         raise DpotError(f"{path}: model_type {meta['model_type']!r} cannot be evaluated (known: dpot, fno)")
     return classes[meta["model_type"]].from_dict(meta["model"])

@@ -25,6 +25,7 @@ WEIGHTS_FILE = "model.safetensors"
 MODEL_TYPES: dict[str, Any] = {
     "dpot": "dpot.models.dpot:DPOT",
     "fno": "dpot.models.fno_baseline:FNOBaseline",
+    "dpot-lora": "dpot.models.lora:LoraDPOT",  # a LoRA adapter folder: loads its base checkpoint + the adapter
 }
 
 

@@ -30,6 +30,7 @@ from torch import nn
 
 from dpot.config import load_config, to_dict
 from dpot.errors import DpotError
+from dpot.models.lora import LoraConfig
 from dpot.training.config import OptimConfig, TrainConfig
 from dpot.training.trainer import FitResult, Trainer
 
@@ -76,6 +77,8 @@ class AdaptConfig:
     heads_only_steps: int = 0  # train only the embedding and output heads for N steps, then everything
     layer_decay: float = 1.0  # layer-wise LR: block i of L gets lr·decay^(L-i), embeddings lr·decay^(L+1)
     lr_scale: dict[str, float] = field(default_factory=dict)  # extra LR factor per name prefix or alias
+    method: Literal["full", "lora"] = "full"  # lora: low-rank updates only, saved as an adapter (models/lora.py)
+    lora: LoraConfig = field(default_factory=LoraConfig)
 
     def __post_init__(self) -> None:
         if not 0 < self.layer_decay <= 1:
@@ -436,6 +439,11 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, stop_at: float | Non
         task = task_shape(ddir, cfg.data, src.config.in_timesteps if src is not None else 10)
         torch.manual_seed(cfg.train.seed)
         model, log = adapt_model(src, task, cfg)
+    if cfg.finetune.method == "lora" and not resume:  # only the adapter trains and is saved
+        from dpot.models.lora import attach
+
+        model = attach(model, src if cfg.model == "pretrained" else None, cfg.init, cfg.finetune.lora)
+        log.append(f"LoRA rank {cfg.finetune.lora.rank} on {len(model.lora_record['targets'])} weights")
     mcfg = model.config
     normalize = cfg.data.normalize
     if normalize is None:
