@@ -20,7 +20,6 @@ changed). `LoraDPOT.from_pretrained` rebuilds base + adapter; `merged()` folds t
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import math
 import os
 from collections.abc import Iterable
@@ -34,6 +33,7 @@ from torch.nn.utils import parametrize
 
 from dpot.errors import DpotError
 from dpot.models.dpot import DPOT
+from dpot.models.reference import _sha256 as file_sha256  # the checkpoint importer's file hash
 
 MODEL_TYPE = "dpot-lora"
 SPECTRAL = ("blocks.*.filter.w1", "blocks.*.filter.w2")
@@ -127,15 +127,6 @@ def target_names(model: nn.Module, cfg: LoraConfig) -> list[str]:
 def _split(model: nn.Module, name: str) -> tuple[nn.Module, str]:
     module_name, _, leaf = name.rpartition(".")
     return (model.get_submodule(module_name) if module_name else model), leaf
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file, read in 4 MB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class LoraDPOT(DPOT):
