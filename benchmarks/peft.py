@@ -112,7 +112,7 @@ def pretrain(work: Path, data: Path, steps: int) -> Path:
     return run / "checkpoint"
 
 
-def finetune_case(work: Path, base: Path, data: Path, name: str, lr: float, steps: int) -> dict:
+def finetune_case(work: Path, base: Path, data: Path, name: str, lr: float, steps: int, batch: int) -> dict:
     """Fine-tune one method at one learning rate; val and test rollout L2RE plus its costs."""
     from dpot.evaluation.evaluate import evaluate_checkpoints
     from dpot.training.finetune import load_finetune_config, run_finetune
@@ -120,7 +120,7 @@ def finetune_case(work: Path, base: Path, data: Path, name: str, lr: float, step
     out = work / "ft" / f"{name}_lr{lr:g}"
     cfg = load_finetune_config(ROOT / "configs" / "finetune" / "few_shot.yaml", [
         f"init={base}", f"data.path={data / HELD_OUT}", f"out={out}", f"train.max_steps={steps}",
-        "train.n_trajectories=8", "train.batch_size=8", f"optim.lr={lr}", "train.eval_every=0",
+        "train.n_trajectories=8", f"train.batch_size={batch}", f"optim.lr={lr}", "train.eval_every=0",
         "train.progress=false", "train.log_every=25", f"train.checkpoint_every={steps}",
         "finetune.heads_only_steps=0", "finetune.layer_decay=1.0", *METHODS[name]])  # one LR for all tensors
     t0 = time.perf_counter()
@@ -129,7 +129,7 @@ def finetune_case(work: Path, base: Path, data: Path, name: str, lr: float, step
     rates = [r["samples_per_s"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())]
     state = torch.load(out / "checkpoint" / "training_state.pt", map_location="cpu", weights_only=True)
     n_train = sum(t.numel() for s in state["optimizer"]["state"].values() for k, t in s.items() if k == "exp_avg")
-    row = {"method": name, "lr": lr, "steps": steps, "wall_s": wall, "s_per_step": 8 / statistics.median(rates),
+    row = {"method": name, "lr": lr, "steps": steps, "wall_s": wall, "s_per_step": batch / statistics.median(rates),
            "trainable": n_train, "adamw_state_bytes": adamw_state_bytes(state["optimizer"]["state"]),
            "checkpoint_weights_bytes": (out / "checkpoint" / "model.safetensors").stat().st_size}
     for split in ("val", "test"):
@@ -163,23 +163,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default="/tmp/dpot_peft_bench", help="scratch folder (data, runs)")
     parser.add_argument("--pretrain-steps", type=int, default=400)
     parser.add_argument("--finetune-steps", type=int, default=150)
+    parser.add_argument("--batch", type=int, default=8, help="fine-tuning batch size")
+    parser.add_argument("--lrs", default=",".join(f"{lr:g}" for lr in LRS), help="learning rates to try")
     parser.add_argument("--skip-ti", action="store_true", help="only the demo-scale fine-tuning runs")
     parser.add_argument("--out", default=str(RESULTS / "peft_cpu.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, torch.get_num_threads()))
     work = Path(args.work)
     t0 = time.perf_counter()
+    lrs = [float(v) for v in args.lrs.split(",")]
     result = {"benchmark": "peft", "machine": machine_info(), "device": "cpu",
               "settings": {"pretrain_steps": args.pretrain_steps, "finetune_steps": args.finetune_steps,
-                           "lrs": list(LRS), "held_out": HELD_OUT, "pretrain_families": list(PRETRAIN_FAMILIES),
-                           "grid": 32, "few_shot_trajectories": 8}}
+                           "batch": args.batch, "lrs": lrs, "held_out": HELD_OUT, "grid": 32,
+                           "pretrain_families": list(PRETRAIN_FAMILIES), "few_shot_trajectories": 8}}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     result["ti"] = {} if args.skip_ti else ti_costs()
+    out.write_text(json.dumps(result, indent=1) + "\n")  # after each part: a long run keeps what it measured
     data = make_corpus(work)
     base = pretrain(work, data, args.pretrain_steps)
-    result["demo"] = [finetune_case(work, base, data, name, lr, args.finetune_steps) for name in METHODS for lr in LRS]
-    result["wall_s"] = time.perf_counter() - t0
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    result["demo"] = []
+    for name in METHODS:
+        for lr in lrs:
+            result["demo"].append(finetune_case(work, base, data, name, lr, args.finetune_steps, args.batch))
+            result["wall_s"] = time.perf_counter() - t0
+            out.write_text(json.dumps(result, indent=1) + "\n")
     print(table(result))
     return 0
 
