@@ -47,19 +47,20 @@ def adamw_state_bytes(state: dict) -> int:
     return sum(t.numel() * t.element_size() for s in state.values() for t in s.values() if torch.is_tensor(t))
 
 
-def ti_costs(steps: int = 1, batch: int = 1) -> dict[str, dict]:
-    """Trainable parameters, AdamW state bytes and s/step of each method on DPOT-Ti (128², T_in 10)."""
+def ti_costs(rounds: int = 3, batch: int = 1) -> dict[str, dict]:
+    """Trainable parameters, AdamW state bytes and s/step of each method on DPOT-Ti (128², T_in 10). The
+    methods take turns step by step (`rounds` timed steps each after one warm-up), so load drift on a shared
+    machine hits them alike; s/step is the median."""
     from dpot.evaluation.metrics import relative_l2_loss
-    from dpot.models import DPOT
+    from dpot.models import DPOT, count_parameters
     from dpot.models.lora import LoraConfig, count_trainable, inject
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(batch, 128, 128, 10, 4, generator=g), torch.randn(batch, 128, 128, 1, 4, generator=g)
-    out = {}
+    cases = {}
     for name, overrides in METHODS.items():
         torch.manual_seed(0)
         model = DPOT.from_preset("Ti")
-        total = model.num_parameters()
         opts = dict(o.split("=", 1) for o in overrides)
         if opts.get("finetune.method") == "lora":
             cfg = LoraConfig(rank=int(opts["finetune.lora.rank"]),
@@ -68,15 +69,18 @@ def ti_costs(steps: int = 1, batch: int = 1) -> dict[str, dict]:
         elif name == "heads-only":
             for n, p in model.named_parameters():
                 p.requires_grad_(not n.startswith("blocks."))
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-        times = []
-        for k in range(steps + 1):
+        cases[name] = (model, torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4), [])
+    for k in range(rounds + 1):
+        for model, opt, times in cases.values():
             t0 = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             relative_l2_loss(model(x), y).backward()
             opt.step()
             if k:  # the first step allocates the state and warms up
                 times.append(time.perf_counter() - t0)
+    out = {}
+    for name, (model, opt, times) in cases.items():
+        total = count_parameters(model.config)  # a LoRA model's frozen weights are buffers, not parameters
         out[name] = {"params_total": total, "trainable": count_trainable(model),
                      "trainable_pct": 100 * count_trainable(model) / total,
                      "adamw_state_bytes": adamw_state_bytes(opt.state), "s_per_step": statistics.median(times)}
