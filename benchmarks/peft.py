@@ -128,8 +128,10 @@ def finetune_case(work: Path, base: Path, data: Path, name: str, lr: float, step
         "train.progress=false", "train.log_every=25", f"train.checkpoint_every={steps}",
         "finetune.heads_only_steps=0", "finetune.layer_decay=1.0", *METHODS[name]])  # one LR for all tensors
     t0 = time.perf_counter()
-    run_finetune(cfg)
-    wall = time.perf_counter() - t0
+    trained = not (out / "checkpoint" / "config.json").is_file()  # a finished run of an earlier call is reused
+    if trained:
+        run_finetune(cfg)
+    wall = time.perf_counter() - t0 if trained else None
     rates = [r["samples_per_s"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())]
     state = torch.load(out / "checkpoint" / "training_state.pt", map_location="cpu", weights_only=True)
     n_train = sum(t.numel() for s in state["optimizer"]["state"].values() for k, t in s.items() if k == "exp_avg")
