@@ -10,7 +10,7 @@ Two parts, both written to one JSON:
   validation L2RE, report test rollout L2RE, trainable parameters, AdamW state bytes (read from the run's
   `training_state.pt`) and step time.
 
-    python benchmarks/peft.py [--work DIR] [--pretrain-steps 400] [--finetune-steps 150]
+    python benchmarks/peft.py [--work DIR] [--pretrain-steps 400] [--finetune-steps 80] [--batch 4] [--lrs 2e-3,8e-3]
     -> benchmarks/results/peft_cpu.json and a table on stdout
 """
 
@@ -39,7 +39,7 @@ METHODS: dict[str, list[str]] = {
     "lora-r16": [*LORA, "finetune.lora.rank=16"],
     "lora-r8-no-spectral": [*LORA, "finetune.lora.rank=8", "finetune.lora.spectral=false"],
 }
-LRS = (1e-3, 4e-3)
+LRS = (2e-3, 8e-3)
 
 
 def adamw_state_bytes(state: dict) -> int:
@@ -168,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="/tmp/dpot_peft_bench", help="scratch folder (data, runs)")
     parser.add_argument("--pretrain-steps", type=int, default=400)
-    parser.add_argument("--finetune-steps", type=int, default=150)
-    parser.add_argument("--batch", type=int, default=8, help="fine-tuning batch size")
+    parser.add_argument("--finetune-steps", type=int, default=80)
+    parser.add_argument("--batch", type=int, default=4, help="fine-tuning batch size")
     parser.add_argument("--lrs", default=",".join(f"{lr:g}" for lr in LRS), help="learning rates to try")
     parser.add_argument("--skip-ti", action="store_true", help="only the demo-scale fine-tuning runs")
     parser.add_argument("--out", default=str(RESULTS / "peft_cpu.json"))
