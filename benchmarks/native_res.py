@@ -76,6 +76,7 @@ def throughput(corpus: Path, work: Path, rounds: int, chunk: int) -> dict:
     """Samples/s (wall clock) and samples per CPU-second of the real training step with batches from the real
     loader, for both modes; the two alternate in chunks of `chunk` steps so that both see the same load."""
     from dpot.config import to_dict
+    from dpot.training.logs import IntervalStats
     from dpot.training.pretrain import build_mixture, build_model, select_datasets
     from dpot.training.trainer import Trainer
 
@@ -87,16 +88,16 @@ def throughput(corpus: Path, work: Path, rounds: int, chunk: int) -> dict:
         trainer = Trainer(build_model(cfg, mixture), mixture, cfg.train, cfg.optim, work / f"speed_{key}",
                           config=to_dict(cfg))
         trainer._setup(resume=False)
-        trainer.bad_run = 0
+        stats = IntervalStats(trainer.names, trainer.env.device)
         batches = iter(trainer.loader)
         for _ in range(2):  # warm-up
-            trainer._train_step(batches)
-        runs[key] = {"trainer": trainer, "batches": batches, "wall": 0.0, "cpu": 0.0, "steps": 0}
+            trainer._train_step(batches, stats)
+        runs[key] = {"trainer": trainer, "batches": batches, "stats": stats, "wall": 0.0, "cpu": 0.0, "steps": 0}
     for _ in range(rounds):
         for r in runs.values():
             t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(chunk):
-                r["trainer"]._train_step(r["batches"])
+                r["trainer"]._train_step(r["batches"], r["stats"])
             r["wall"] += time.perf_counter() - t0
             r["cpu"] += time.process_time() - c0
             r["steps"] += chunk
