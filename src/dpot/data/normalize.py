@@ -1,7 +1,9 @@
-"""Per-dataset, per-channel standardisation: `x -> (x - mean) / scale` with train-split statistics.
+"""Per-dataset, per-channel standardisation: `x -> (x - shift) / scale` with train-split statistics.
 
-The rule (documented in docs/data-pipeline.md): `scale = max(std, REL_FLOOR * rms)` with `rms = sqrt(mean² +
-std²)`, and a channel whose scale would be below `ABS_FLOOR` (constant zero) divides by 1. `data.normalize=auto`
+The rule (documented in docs/data-pipeline.md): `shift = mean`, `scale = std`, except that a channel whose std
+is at most `REL_FLOOR` times its RMS `sqrt(mean² + std²)` counts as constant: it is not centred (a zero target
+would make the relative L2 loss meaningless) and is divided by its RMS, so it becomes ±1; an all-zero channel
+(RMS at most `ABS_FLOOR`) is left as it is. `data.normalize=auto`
 (the default) standardises a dataset only when one of its channels is not O(1): RMS outside `AUTO_RANGE`.
 A `Normalizer` is stored in every checkpoint that was trained on standardised data (`normalization` entry of
 `config.json`, by dataset name) and is undone by `evaluate`, `rollout` and `dpot.rollout(..., normalizer=...)`.
@@ -20,54 +22,62 @@ import torch
 
 from dpot.errors import DpotError
 
-REL_FLOOR = 1e-6  # scale >= 1e-6 * RMS: never amplify a channel by more than 1e6 (float32 rounding stays < 0.1)
-ABS_FLOOR = 1e-30  # below this the channel is identically zero: divide by 1
+REL_FLOOR = 1e-6  # std <= 1e-6 * RMS: constant up to float32 rounding (a channel is never amplified > 1e6x)
+ABS_FLOOR = 1e-30  # RMS <= this: the channel is identically zero: divide by 1
 AUTO_RANGE = (1e-3, 1e3)  # `auto` leaves a dataset raw when every channel's RMS lies in this range
 
 
-def channel_scale(mean: float, std: float) -> float:
-    """The divisor of one channel: its std, floored at REL_FLOOR * RMS; 1 for an all-zero channel."""
-    scale = max(float(std), REL_FLOOR * math.hypot(float(mean), float(std)))
-    return scale if scale > ABS_FLOOR else 1.0
+def channel_affine(mean: float, std: float) -> tuple[float, float]:
+    """(shift, scale) of one channel: (mean, std); (0, RMS) when it is constant (std <= REL_FLOOR * RMS);
+    (0, 1) when it is all zero (RMS <= ABS_FLOOR)."""
+    rms = math.hypot(float(mean), float(std))
+    if rms <= ABS_FLOOR:
+        return 0.0, 1.0
+    return (float(mean), float(std)) if std > REL_FLOOR * rms else (0.0, rms)
 
 
 def is_order_one(mean: list[float], std: list[float]) -> bool:
-    """Whether every channel's RMS lies in AUTO_RANGE (then `auto` trains on raw values, as the reference)."""
+    """Whether every channel's RMS lies in AUTO_RANGE (then `auto` trains on raw values, as the reference);
+    all-zero channels do not count (their standardisation is the identity)."""
     lo, hi = AUTO_RANGE
-    return all(lo <= math.hypot(m, s) <= hi for m, s in zip(mean, std))
+    return all(lo <= r <= hi for r in (math.hypot(m, s) for m, s in zip(mean, std)) if r > ABS_FLOOR)
 
 
 @dataclass
 class ChannelNorm:
-    """Mean and divisor per channel of one array (`fields`, or steady-state `inputs` / `targets`)."""
+    """Train-split mean/std and the affine map `(x - shift) / scale` per channel of one array (`fields`, or
+    steady-state `inputs` / `targets`)."""
 
     channels: list[str]
     mean: list[float]
     std: list[float]
+    shift: list[float]
     scale: list[float]
 
     @classmethod
     def from_stats(cls, channels: list[str], mean: list[float], std: list[float]) -> ChannelNorm:
-        return cls(list(channels), [float(m) for m in mean], [float(s) for s in std],
-                   [channel_scale(m, s) for m, s in zip(mean, std)])
+        shift, scale = zip(*(channel_affine(m, s) for m, s in zip(mean, std)))
+        return cls(list(channels), [float(m) for m in mean], [float(s) for s in std], list(shift), list(scale))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ChannelNorm:
-        # checkpoints written before `scale` was stored divided by std (1 where std == 0)
+        # checkpoints written before `shift`/`scale` were stored centred by the mean, divided by std (1 if 0)
+        shift = d.get("shift") or list(d["mean"])
         scale = d.get("scale") or [s if s > 0 else 1.0 for s in d["std"]]
-        return cls(list(d["channels"]), list(d["mean"]), list(d["std"]), list(scale))
+        return cls(list(d["channels"]), list(d["mean"]), list(d["std"]), list(shift), list(scale))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"channels": self.channels, "mean": self.mean, "std": self.std, "scale": self.scale}
+        return {"channels": self.channels, "mean": self.mean, "std": self.std, "shift": self.shift,
+                "scale": self.scale}
 
     def _params(self, x: Any) -> tuple[Any, Any]:
-        """Mean and scale for the last axis of `x`, padded (mean 0, scale 1) to its channel count."""
+        """Shift and scale for the last axis of `x`, padded (0 and 1) to its channel count."""
         n = x.shape[-1]
-        if n < len(self.mean):
-            raise DpotError(f"data has {n} channels but the normalisation statistics have {len(self.mean)} "
+        if n < len(self.shift):
+            raise DpotError(f"data has {n} channels but the normalisation statistics have {len(self.shift)} "
                             f"({', '.join(self.channels)})")
-        pad = n - len(self.mean)
-        mean = np.asarray(self.mean + [0.0] * pad, dtype=np.float32)
+        pad = n - len(self.shift)
+        mean = np.asarray(self.shift + [0.0] * pad, dtype=np.float32)
         scale = np.asarray(self.scale + [1.0] * pad, dtype=np.float32)
         if isinstance(x, torch.Tensor):
             return torch.from_numpy(mean).to(x.device), torch.from_numpy(scale).to(x.device)
