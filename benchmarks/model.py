@@ -3,6 +3,7 @@
     python benchmarks/model.py                                  # Ti and S on CPU, fp32
     python benchmarks/model.py --reference /path/to/DPOT        # + the reference code (same weights and input)
     python benchmarks/model.py --gpu --reference /path/to/DPOT  # CUDA: ours bf16 autocast + torch.compile
+    python benchmarks/model.py --roofline --presets Ti --roofline-threads 2,1  # CPU: fraction of the roofline
 
 The reference is imported at run time from `PATH/models/dpot.py` (a checkout of github.com/HaoZhongkai/DPOT;
 it needs `einops`); nothing of it is copied here. Timings alternate between the two models (ours, reference,
@@ -213,6 +214,50 @@ def bench_preset(name: str, args, device: torch.device) -> dict:
     return result
 
 
+def matmul_gflops(n: int = 2048, repeats: int = 3) -> tuple[float, float]:
+    """This process's best fp32 n^3 matmul rate in GFLOP/s, by wall time and by process CPU time: the roofline
+    a training step is compared with."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    wall, cpu = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        a @ b
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return 2 * n**3 / min(wall) / 1e9, 2 * n**3 / min(cpu) / 1e9
+
+
+def roofline(preset: str, batch: int, res: int, repeats: int) -> dict:
+    """Fraction of the matmul roofline reached by one fp32 training step (forward + loss + backward) of
+    `preset` on this CPU: counted FLOPs (torch.utils.flop_counter: matmuls and convolutions) / step time /
+    the same process's 2048^3 matmul rate, by wall time and by process CPU time (the latter is robust to other
+    jobs on a shared machine with one thread). Also the number of `aten::copy_` calls per step."""
+    from torch.profiler import ProfilerActivity, profile
+    from torch.utils.flop_counter import FlopCounterMode
+
+    args = argparse.Namespace(res=res, batch=batch, reference=None)
+    _, model, _, x, y = build(preset, args, torch.device("cpu"))
+    runner = Runner("ours", model, model, torch.device("cpu"), False)
+    runner.train_time(x, y)
+    with FlopCounterMode(display=False) as counter:
+        runner.train_time(x, y)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        runner.train_time(x, y)
+    copies = sum(1 for e in prof.events() if e.name == "aten::copy_")
+    rates, steps = [], []
+    for _ in range(repeats):  # interleaved, so that load from other processes hits both alike
+        rates.append(matmul_gflops())
+        steps.append(runner.train_time(x, y))
+    gflop = counter.get_total_flops() / 1e9
+    step, step_cpu = statistics.median(s[0] for s in steps), statistics.median(s[1] for s in steps)
+    rate, rate_cpu = statistics.median(r[0] for r in rates), statistics.median(r[1] for r in rates)
+    return {"preset": preset, "batch": batch, "res": res, "threads": torch.get_num_threads(),
+            "gflop_per_step": gflop, "step_s_median": step, "step_cpu_s_median": step_cpu,
+            "step_gflops": gflop / step, "matmul_gflops": rate, "fraction_of_matmul_rate": gflop / step / rate,
+            "fraction_by_cpu_time": gflop / step_cpu / rate_cpu, "copy_calls_per_step": copies, "repeats": repeats}
+
+
 def memory_child(args) -> int:
     """`--_memory WHO`: print the peak training-step memory of one model (run by `memory_in_subprocess`)."""
     device = torch.device("cpu")
@@ -253,10 +298,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu", action="store_true", help="CUDA, ours with bf16 autocast + torch.compile")
     parser.add_argument("--compile", action="store_true", help="torch.compile ours (implied by --gpu)")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/model_{cpu,gpu}.json)")
+    parser.add_argument("--roofline", action="store_true",
+                        help="only the CPU roofline fraction of one training step per preset -> roofline_cpu.json")
+    parser.add_argument("--roofline-threads", default="2", help="--roofline: comma-separated thread counts")
     parser.add_argument("--_memory", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.roofline:
+        info = machine_info(torch.device("cpu"))  # before the loop changes the thread count (see the rows)
+        rows = []
+        for threads in [int(t) for t in args.roofline_threads.split(",")]:
+            torch.set_num_threads(threads)
+            rows += [roofline(name.strip(), args.batch or 2, args.res, args.repeats)
+                     for name in args.presets.split(",") if name.strip()]
+        for r in rows:
+            print(f"{r['preset']}: {r['gflop_per_step']:.1f} GFLOP/step, {r['step_s_median']:.3f} s/step -> "
+                  f"{r['step_gflops']:.0f} GFLOP/s = {r['fraction_of_matmul_rate']:.0%} of this process's "
+                  f"{r['matmul_gflops']:.0f} GFLOP/s matmul rate ({r['fraction_by_cpu_time']:.0%} by CPU time); "
+                  f"{r['copy_calls_per_step']} aten::copy_ per step")
+        info["load_average_end"] = list(os.getloadavg())
+        out = Path(args.out) if args.out else RESULTS / "roofline_cpu.json"
+        write_json(out, {"benchmark": "roofline", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                         "machine": info, "results": rows})
+        print(f"wrote {out}")
+        return 0
     if args._memory:
         args.batch = args.batch or 2
         return memory_child(args)

@@ -131,41 +131,41 @@ def section_model(d: dict[str, Any]) -> list[str]:
     return lines
 
 
-def section_precision(model_gpu: dict[str, Any] | None, prec: dict[str, Any] | None) -> list[str]:
-    """fp32 / bf16 / bf16+compile on the GPU, with ratios against the reference in fp32."""
-    rows: list[list[Any]] = []
-    ref_train: dict[str, float] = {}
-    if prec:
-        for r in prec["results"]:
-            if r["model"] == "reference" and r["mode"] == "fp32" and "error" not in r:
-                ref_train[r["preset"]] = r["train_samples_per_s"]
-    if model_gpu:
-        for r in model_gpu["results"]:
-            if "reference" in r:
-                ref_train.setdefault(r["preset"], r["reference"]["train_samples_per_s"])
-    entries = [(r["preset"], r["model"], r["mode"], r["fwd_samples_per_s"], r["train_samples_per_s"],
-                r["peak_train_mem_mb"]) for r in (prec or {}).get("results", []) if "error" not in r]
-    failed = [f"{r['preset']} {r['model']} {r['mode']}: {r['error']}" for r in (prec or {}).get("results", [])
-              if "error" in r]
-    entries += [(r["preset"], "ours", r.get("ours_mode", "bf16 + compile"), r["ours"]["fwd_samples_per_s"],
-                 r["ours"]["train_samples_per_s"], r["ours"]["peak_train_mem_mb"])
-                for r in (model_gpu or {}).get("results", [])]
-    for preset, who, mode, fwd, train, mem in entries:
-        base = ref_train.get(preset)
-        rows.append([preset, who, mode, fwd, train, mem, (train / base) if base else None])
-    src = model_gpu or prec
-    first = (prec or {}).get("results") or (model_gpu or {}).get("results") or [{}]
-    lines = [_where(src) + f" Batch {first[0].get('batch')}, {first[0].get('res')}², C=4, T_in=10; the "
-             "bf16 + compile rows come from `model.py --gpu`, the others from the same run's precision part.", "",
-             table(["preset", "model", "mode", "fwd samples/s", "train samples/s", "peak MB",
-                    "× train vs reference fp32"], rows), ""]
-    if failed:
-        lines += ["Failed: " + "; ".join(failed) + ".", ""]
-    best = [r for r in rows if r[1] == "ours" and "compile" in str(r[2]) and r[6]]
-    if best:
-        lines += ["Target (≥ 2× the reference with bf16 + compile): "
-                  + "; ".join(f"{r[0]} {r[6]:.2f}× ({'met' if r[6] >= 2 else 'NOT met'})" for r in best) + ".", ""]
+def section_compare(d: dict[str, Any]) -> list[str]:
+    """Ours vs the reference per mode (fp32, bf16, bf16 + compile) and the like-for-like ratios."""
+    rows = [[r["preset"], r["model"], r["mode"], r.get("fwd_ms"), r.get("train_ms"), r.get("train_samples_per_s"),
+             r.get("peak_train_mib"), r.get("compile_s"), r.get("rel_l2_vs_fp32"), r.get("error", "")]
+            for r in d["results"]]
+    first = d["results"][0] if d["results"] else {}
+    tf = d.get("tf32", {})
+    lines = [_where(d) + f" Batch {first.get('batch')}, {first.get('res')}², C=4, T_in=10; median of "
+             f"{d.get('settings', {}).get('iters')} iterations (CUDA events); TF32 "
+             f"{'on' if tf.get('cuda_matmul_allow_tf32') else 'off'} for both contenders.", "",
+             table(["preset", "model", "mode", "fwd ms", "train ms", "train samples/s", "peak MiB", "compile s",
+                    "rel. diff vs fp32", "error"], rows), ""]
+    if d.get("ratios"):
+        lines += [table(["preset", "ratio (reference time / ours)", "× train"],
+                        [[r["preset"], r["what"], f"{r['train_x']:.2f}×"] for r in d["ratios"]]), ""]
+    elif not d.get("reference"):
+        lines += ["No ratios: run with `--reference PATH` (a checkout of the reference code) to time it too.", ""]
     return lines
+
+
+def section_roofline(d: dict[str, Any]) -> list[str]:
+    """One fp32 training step against the same process's matmul rate (see `benchmarks/model.py --roofline`)."""
+    rows = [[r["preset"], r["batch"], f"{r['res']}²", r["threads"], r["gflop_per_step"], r["step_s_median"],
+             r["step_gflops"], r["matmul_gflops"], f"{r['fraction_of_matmul_rate']:.0%}",
+             f"{r['fraction_by_cpu_time']:.0%}" if "fraction_by_cpu_time" in r else None, r["copy_calls_per_step"]]
+            for r in d["results"]]
+    load = d.get("machine", {}).get("loadavg_1min_at_start")
+    return [_where(d) + " Counted FLOPs (`torch.utils.flop_counter`: matmuls and convolutions) of one training "
+            "step (forward + relative-L2 loss + backward) divided by its median time, against the median rate of "
+            "a 2048³ fp32 matmul measured in the same process, interleaved with the steps"
+            + (f"; load average {load:.1f} at the start" if load is not None else "") + ". On a busy machine "
+            "the wall-time fraction collapses (a multi-threaded step waits for descheduled threads at every op, "
+            "one big matmul far less); the process-CPU-time fraction with one thread is the robust figure then.", "",
+            table(["preset", "batch", "grid", "threads", "GFLOP/step", "s/step (median)", "step GFLOP/s",
+                   "matmul GFLOP/s", "fraction (wall)", "fraction (CPU time)", "aten::copy_ per step"], rows), ""]
 
 
 def section_data(d: dict[str, Any]) -> list[str]:
@@ -263,14 +263,48 @@ def section_scaling(d: dict[str, Any]) -> list[str]:
             "presets, per-call overhead at small grids) still dominates.", ""]
 
 
+def section_native_res(d: dict[str, Any]) -> list[str]:
+    st, sm, h = d["settings"], d["summary"], d["settings"]["horizon"]
+    speed = [[key, s["steps"] * st["batch"], s["samples_per_s"], s["samples_per_cpu_s"]]
+             for key, s in d["throughput"].items()]
+    names = {"resample": "resample to 128²", "native": "native, equal steps", "native_wall": "native, equal compute"}
+    acc = [[names[key], r["steps"], *(f"{r['l2re'][n]['l2re_1step']:.3f} / {r['l2re'][n][f'l2re_{h}step']:.3f}"
+                                      for n in st["datasets"])] for key, r in d["results"].items()]
+    by_run = sm["datasets_worse_than_resample"]
+    worse = "; ".join(f"{names[k]} at {m.split('_')[1].replace('step', '-step')}: {', '.join(v) if v else 'none'}"
+                      for k, by in by_run.items() for m, v in by.items())
+    met = not any(v for by in by_run.values() for v in by.values())
+    load = d["load_avg_1min_at_end"]
+    shared = " (the VM was shared with other jobs during the run)" if load >= 2 else ""
+    return [f"{_where(d)} Started {d['started']}, 1-min load {load:.1f} at the end{shared}; "
+            f"{st['preset']} preset, batch {st['batch']}, T_in {st['t_in']}. "
+            "Corpus: Navier-Stokes vorticity at 64² (nu=1e-3) and 128² (nu=1e-4), diffusion-reaction at 128x64 "
+            "(every other y point of a 128² solve).", "",
+            table(["mode", "samples", "samples/s (wall)", "samples per CPU-s"], speed), "",
+            table(["run", "steps", *(f"{n}: 1-step / {h}-step L2RE" for n in st["datasets"])], acc), "",
+            f"- Throughput native / resample: {sm['speedup_samples_per_cpu_s']:.2f}× per CPU-second, "
+            f"{sm['speedup_samples_per_s']:.2f}× per wall-clock second (target ≥ 1.5×: "
+            f"{'met' if sm['target_met_speed'] else 'not met'}; the two modes alternate in chunks of "
+            f"{st['chunk']} steps, so both see the same load).",
+            f"- L2RE at each dataset's own grid (the resample model's input upsampled to 128², its output "
+            f"downsampled back). \"Equal compute\" trains native for steps × the CPU-time speed-up. Datasets worse "
+            f"than resample-to-128² (goal: none; {'met' if met else 'not met'}): {worse}.", ""]
+
+
 SECTIONS: list[tuple[str, str, Callable[..., list[str]], str]] = [
     ("Model throughput (CPU, fp32)", "model_cpu.json", section_model, "python benchmarks/model.py --reference PATH"),
+    ("CPU training step vs the matmul roofline (Ti, fp32)", "roofline_cpu.json", section_roofline,
+     "python benchmarks/model.py --roofline --presets Ti --roofline-threads 2,1"),
     ("Data loader", "data_cpu.json", section_data, "python benchmarks/data.py"),
     ("Solvers (CPU)", "solvers_cpu.json", section_solvers, "python benchmarks/solvers.py"),
     ("Training step through the Trainer (CPU)", "train_cpu.json", section_train,
      "python benchmarks/train.py --data DIR"),
     ("Solver vs emulator (CPU)", "emulator_cpu.json", section_emulator, "python benchmarks/emulator.py"),
     ("Scaling of cost (CPU)", "scaling_cpu.json", section_scaling, "python benchmarks/scaling.py"),
+    ("Native-resolution pre-training (CPU)", "native_res_cpu.json", section_native_res,
+     "python benchmarks/native_res.py"),
+    ("Native-resolution pre-training, 400 steps (CPU)", "native_res_cpu_400.json", section_native_res,
+     "python benchmarks/native_res.py --steps 400 --out benchmarks/results/native_res_cpu_400.json"),
     ("Solvers (GPU)", "solvers_gpu.json", section_solvers, "python benchmarks/gpu.py"),
     ("Training step through the Trainer (GPU)", "train_gpu.json", section_train, "python benchmarks/gpu.py"),
     ("Solver vs emulator (GPU)", "emulator_gpu.json", section_emulator, "python benchmarks/gpu.py"),
@@ -291,14 +325,13 @@ def targets(results: Path) -> list[str]:
                      "met" if diff <= 1e-5 else "NOT met"])
     else:
         rows.append(["DPOT-Ti training step vs reference, CPU fp32", "≥ 1.3×", "–", "pending (`--reference`)"])
-    g = load(results, "model_gpu.json")
-    gti = next((r for r in (g or {}).get("results", []) if r["preset"] == "Ti" and "speedup_vs_reference" in r), None)
-    if gti:
-        x = gti["speedup_vs_reference"]["train_s_best"]
-        rows.append(["DPOT-Ti training step vs reference, GPU bf16 + compile", "≥ 2×", f"{x:.2f}×",
-                     "met" if x >= 2 else "NOT met"])
-    else:
-        rows.append(["DPOT-Ti training step vs reference, GPU bf16 + compile", "≥ 2×", "–", "pending (GPU)"])
+    g = load(results, "compare_gpu.json")
+    by = {(r["preset"], r["what"]): r["train_x"] for r in (g or {}).get("ratios", [])}
+    for what, label in (("like-for-like, bf16 eager", "both bf16 autocast"),
+                        ("like-for-like, bf16 + compile", "both bf16 + compile")):
+        x = by.get(("Ti", what))
+        rows.append([f"DPOT-Ti training step vs reference, GPU, {label}", "≥ 2×", "–" if x is None else f"{x:.2f}×",
+                     "pending (GPU)" if x is None else ("met" if x >= 2 else "NOT met")])
     d = load(results, "data_cpu.json")
     ratios = [v for k, v in (d or {}).get("ratio_vs_ti", {}).items() if k.startswith("dpot")]
     rows.append(["data loader vs what Ti training consumes", "≥ 5×",
@@ -313,6 +346,29 @@ def targets(results: Path) -> list[str]:
                  "reported" if e else "pending"])
     rows.append(["accuracy claims", "see `docs/results.md`", "–", "see there"])
     return [table(["performance target", "target", "measured", "status"], rows), ""]
+
+
+GPU_FIGURES = (("compare_gpu.json", "Ti and S at 128², batch 16: ours vs the reference, like-for-like (fp32 eager with "
+                 "TF32 off, bf16 autocast, bf16 + compile) and combined; peak memory"),
+               ("train_gpu.json", "training steps through the Trainer, with and without the data loader"),
+               ("emulator_gpu.json", "solver vs DPOT rollout per frame, every family"),
+               ("scaling_gpu.json", "step time and memory vs grid and model size"),
+               ("solvers_gpu.json", "solver throughput per family"))
+
+
+def gpu_status(results: Path) -> list[str]:
+    """Which GPU result files exist and which are pending, and the one command that makes them all."""
+    rows = []
+    for name, what in GPU_FIGURES:
+        d = load(results, name)
+        status = f"measured {str(d.get('date', ''))[:10]} ({machine_label(d.get('machine', {}))})" if d else "pending"
+        rows.append([f"`{name}`", what, status])
+    return ["## GPU figures", "",
+            "All GPU figures come from ONE command on a CUDA machine, `python benchmarks/gpu.py [--reference PATH]` "
+            "(under 8 minutes: each part has a hard time limit and writes its JSON as it goes; this page is "
+            "rebuilt at its end). `python benchmarks/gpu.py --device cpu --quick --out-dir DIR` runs the same code "
+            "paths on a CPU at tiny sizes.", "",
+            table(["result file", "what", "status"], rows), ""]
 
 
 def load(results: Path, name: str) -> dict[str, Any] | None:
@@ -342,20 +398,23 @@ def build_markdown(results: Path, quick: bool = False) -> str:
         "| `python benchmarks/run.py --quick` | smoke run at tiny sizes into a temporary folder |",
         "| `python benchmarks/gpu.py [--reference PATH]` | every GPU figure in one run (< 8 min), then this page |",
         "| `python benchmarks/gpu.py --device cpu --quick --out-dir DIR` | the GPU script's code paths on a CPU |",
+        "| `python benchmarks/native_res.py` | native grids vs resample-to-128² in pre-training (~12 min on the "
+        "busy 2-core VM; not part of the suite) |",
         "| `python studies/claims.py` | the paper's claims at CPU scale, `docs/results.md` (~1 h on 2 idle "
         "cores; `--scale small`: ~10 min) |",
         "",
         *targets(results),
+        *gpu_status(results),
     ]
     gpu_any = False
     for title, name, fn, how in SECTIONS:
         d = load(results, name)
         if title == "Solvers (GPU)":  # the GPU model table first
-            mg, pg = load(results, "model_gpu.json"), load(results, "precision_gpu.json")
-            lines += ["## Model throughput (GPU: fp32, bf16, bf16 + compile)", ""]
-            if mg or pg:
+            cg = load(results, "compare_gpu.json")
+            lines += ["## Model throughput, ours vs the reference (GPU: fp32, bf16, bf16 + compile)", ""]
+            if cg:
                 gpu_any = True
-                lines += section_precision(mg, pg)
+                lines += section_compare(cg)
             else:
                 lines += ["GPU figures are pending: no GPU was available when this page was generated. Run "
                           "`python benchmarks/gpu.py [--reference PATH]` on a CUDA machine (< 8 min); this page "

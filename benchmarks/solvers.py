@@ -96,28 +96,36 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=0, help="workers for `dpot generate default` (0 = auto)"
     )
+    parser.add_argument("--res", type=int, default=None, help="one grid size (default 64 and 128; 3D 16 and 32)")
+    parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/solvers_{cpu,gpu}.json)")
     args = parser.parse_args()
     if args.device == "cpu":
         torch.set_num_threads(1)
     names = list(FAMILIES) if not args.families else [] if args.families == "none" else args.families.split(",")
-    rows = []
+    kind = "cpu" if args.device == "cpu" else "gpu"
+    path = Path(args.out) if args.out else RESULTS / f"solvers_{kind}.json"
+    # rows of families not measured in this run are kept, so slow families can be timed separately
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    info = machine_info(args.device)
+    rows: list[dict] = []
+
+    def save() -> dict:
+        fresh = {(r["family"], r["res"]) for r in rows}
+        kept = [r for r in old.get("families", []) if (r["family"], r["res"]) not in fresh]
+        result = {**old, "machine": info, "torch_threads": torch.get_num_threads(), "families": kept + rows}
+        write_json(path, result)  # after every row: a run cut short keeps what it measured
+        return result
+
     for name in names:
         space = len(FAMILIES[name].space)
-        for res in (16, 32) if space == 3 else (64, 128):
+        for res in [args.res] if args.res else (16, 32) if space == 3 else (64, 128):
             row = time_family(name, res, args.n, args.device)
+            row["loadavg_1min"] = info["loadavg_1min_at_start"]
             rows.append(row)
             rate = row["seconds_per_trajectory"]
             print(f"{name:24s} {res:4d}^{space}  {row['frames']:4d} frames  {rate:8.3f} s/traj", flush=True)
-    info = machine_info(args.device)
-    for row in rows:
-        row["loadavg_1min"] = info["loadavg_1min_at_start"]
-    kind = "cpu" if args.device == "cpu" else "gpu"
-    path = RESULTS / f"solvers_{kind}.json"
-    # rows of families not measured in this run are kept, so slow families can be timed separately
-    old = json.loads(path.read_text()) if path.is_file() else {}
-    fresh = {(r["family"], r["res"]) for r in rows}
-    kept = [r for r in old.get("families", []) if (r["family"], r["res"]) not in fresh]
-    result = {**old, "machine": info, "torch_threads": torch.get_num_threads(), "families": kept + rows}
+            save()
+    result = save()
     if not args.skip_generate:
         result["generate_default"] = time_generate_default(args.workers)
         g = result["generate_default"]

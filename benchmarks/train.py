@@ -147,6 +147,11 @@ def main() -> None:
         return
     import torch
 
+    from dpot.io import write_json
+
+    kind = "gpu" if torch.cuda.is_available() else "cpu"
+    out = Path(args.out or ROOT / "benchmarks" / "results" / f"train_{kind}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
     results = []
     for name in args.presets:
         for loader in (True, False):
@@ -161,14 +166,9 @@ def main() -> None:
             print(f"{name:5s} loader={'yes' if loader else 'no ':3s} {res['samples_per_s']:8.2f} samples/s  "
                   f"{res['s_per_step']:.3f} s/step  peak RSS {res['peak_rss_mib']:.0f} MiB", flush=True)
             results.append(res)
-    kind = "gpu" if torch.cuda.is_available() else "cpu"
-    out = Path(args.out or ROOT / "benchmarks" / "results" / f"train_{kind}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    from dpot.io import write_json
-
-    write_json(out, {"benchmark": "train", "machine": machine_info(), "date": time.strftime("%Y-%m-%d %H:%M UTC",
-                                                                                      time.gmtime()),
-                     "data": str(args.data), "results": results})
+            write_json(out, {"benchmark": "train", "machine": machine_info(),  # after every case
+                             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "data": str(args.data),
+                             "results": results})
     print(f"wrote {out}")
 
 

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,8 @@ bench_run = _load("bench_run", ROOT / "benchmarks" / "run.py")
 emulator = _load("bench_emulator", ROOT / "benchmarks" / "emulator.py")
 scaling = _load("bench_scaling", ROOT / "benchmarks" / "scaling.py")
 gpu = _load("bench_gpu", ROOT / "benchmarks" / "gpu.py")
+compare = _load("bench_compare", ROOT / "benchmarks" / "compare.py")
+bench_model = sys.modules["model"]  # benchmarks/model.py, imported by compare.py
 claims = _load("study_claims", ROOT / "studies" / "claims.py")
 
 MACHINE = {"cpu": "Test CPU", "cores": 2, "torch_threads": 1, "loadavg_1min_at_start": 3.0}
@@ -61,6 +64,33 @@ def _scaling_json() -> dict:
             "results": rows, "growth": scaling.growth(rows)}
 
 
+def _native_res_json() -> dict:
+    names = ["ns_64", "dr_128x64"]
+    run = {"l2re": {n: {"l2re_1step": 0.1, "l2re_10step": 0.3} for n in names}}
+    return {"benchmark": "native_res", "machine": MACHINE, "started": "2026-11-30 01:00 UTC", "device": "cpu",
+            "settings": {"preset": "demo", "batch": 8, "t_in": 10, "horizon": 10, "threads": 1, "steps": 50,
+                         "rounds": 3, "chunk": 8, "datasets": names},
+            "throughput": {"resample": {"steps": 24, "samples_per_s": 10.0, "samples_per_cpu_s": 20.0},
+                           "native": {"steps": 24, "samples_per_s": 18.0, "samples_per_cpu_s": 40.0}},
+            "results": {"resample": {"steps": 50, **run}, "native": {"steps": 50, **run},
+                        "native_wall": {"steps": 100, **run}},
+            "summary": {"speedup_samples_per_cpu_s": 2.0, "speedup_samples_per_s": 1.8, "target_met_speed": True,
+                        "datasets_worse_than_resample": {"native": {"l2re_1step": [], "l2re_10step": []},
+                                                         "native_wall": {"l2re_1step": ["dr_128x64"],
+                                                                         "l2re_10step": []}}},
+            "load_avg_1min_at_end": 5.0}
+
+
+def test_native_res_section(tmp_path):
+    (tmp_path / "native_res_cpu.json").write_text(json.dumps(_native_res_json()))
+    md = bench_run.build_markdown(tmp_path)
+    assert "## Native-resolution pre-training (CPU)" in md and "shared with other jobs" in md
+    assert "| native, equal compute | 100 | 0.100 / 0.300 | 0.100 / 0.300 |" in md
+    assert "2.00× per CPU-second, 1.80× per wall-clock second (target ≥ 1.5×: met" in md
+    assert "(goal: none; not met): native, equal steps at 1-step: none; " in md
+    assert "native, equal compute at 1-step: dr_128x64; " in md
+
+
 def test_run_builds_markdown_from_results(tmp_path):
     (tmp_path / "emulator_cpu.json").write_text(json.dumps(_emulator_json()))
     (tmp_path / "scaling_cpu.json").write_text(json.dumps(_scaling_json()))
@@ -88,9 +118,44 @@ def test_run_and_gpu_arguments(tmp_path):
     with pytest.raises(SystemExit):  # a CPU run must not overwrite the CPU suite's results
         gpu.parse_args(["--device", "cpu"])
     g = gpu.parse_args(["--device", "cpu", "--quick", "--out-dir", str(tmp_path)])
-    parts = {name: cmd for name, cmd, _ in gpu.plan(g, tmp_path, tmp_path / "tiny")}
-    assert set(parts) == {"model", "precision", "train", "emulator", "scaling"}  # solvers only on a GPU
-    assert str(tmp_path / "emulator_cpu.json") in parts["emulator"]
+    plan = gpu.plan(g, tmp_path, tmp_path / "tiny")
+    parts = {name: cmd for name, cmd, _ in plan}
+    assert set(parts) == {"compare", "train", "emulator", "scaling", "solvers"}
+    assert str(tmp_path / "emulator_cpu.json") in parts["emulator"] and "--no-compile" in parts["compare"]
+    assert sum(gpu.LIMITS.values()) < gpu.BUDGET < 8 * 60  # every part's limit fits in the total
+
+
+def test_gpu_part_over_its_limit_is_killed_with_its_children(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    log = []
+    cmd = ["sh", "-c", f"sleep 60 & echo $! > {pid_file}; wait"]
+    assert not gpu.run_part("sleepy", cmd, 1, log)
+    assert not log[0]["ok"] and "process group killed" in log[0]["tail"]
+    child = int(pid_file.read_text())
+    for _ in range(50):  # the orphaned child is gone once init reaps it
+        status = Path(f"/proc/{child}/stat")
+        if not status.exists() or status.read_text().split()[2] == "Z":
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the part's child process survived the time limit")
+
+
+def test_compare_rows_and_like_for_like_ratios(tmp_path, one_thread):
+    out = tmp_path / "compare.json"
+    assert compare.main(["--device", "cpu", "--presets", "demo", "--res", "16", "--batch", "1", "--iters", "1",
+                         "--no-compile", "--out", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert d["tf32"]["cuda_matmul_allow_tf32"] is False
+    assert [(r["model"], r["mode"]) for r in d["results"]] == [("ours", "fp32 eager"), ("ours", "bf16 eager")]
+    assert all(r["train_ms"] > 0 for r in d["results"]) and d["results"][1]["rel_l2_vs_fp32"] < 0.02
+    rows = [{"preset": "Ti", "model": m, "mode": mode, "train_ms": t} for m, mode, t in (
+        ("ours", "fp32 eager", 10.0), ("reference", "fp32 eager", 15.0), ("ours", "bf16 eager", 5.0),
+        ("reference", "bf16 eager", 10.0), ("ours", "bf16 + compile", 3.0))]
+    rows.append({"preset": "Ti", "model": "reference", "mode": "bf16 + compile", "error": "does not compile"})
+    assert {r["what"]: r["train_x"] for r in compare.ratios(rows)} == {
+        "like-for-like, fp32 eager": 1.5, "like-for-like, bf16 eager": 2.0,
+        "combined: ours bf16 + compile vs reference fp32 eager": 5.0}
 
 
 def test_emulator_row_tiny():
@@ -180,3 +245,12 @@ def test_claims_report_rebuilds_from_the_committed_results(tmp_path):
     assert md == (root / "docs" / "results.md").read_text()
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [
         "denoising.png", "pretraining.png", "sampling.png", "scaling.png"]
+
+
+def test_roofline_row_tiny(one_thread, monkeypatch):
+    small = bench_model.matmul_gflops
+    monkeypatch.setattr(bench_model, "matmul_gflops", lambda: small(256, 1))  # a 256^3 matmul is enough here
+    r = bench_model.roofline("demo", 1, 16, 1)
+    assert r["gflop_per_step"] > 0 and r["copy_calls_per_step"] > 0 and r["step_s_median"] > 0
+    assert r["fraction_of_matmul_rate"] == pytest.approx(r["step_gflops"] / r["matmul_gflops"])
+    assert r["fraction_by_cpu_time"] > 0 and r["step_cpu_s_median"] > 0

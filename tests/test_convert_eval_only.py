@@ -45,7 +45,7 @@ def test_training_refuses_it_naming_the_split(eval_only, tmp_path, capsys, comma
         argv = ["finetune", "--from", str(eval_only / "ckpt"), "--data", str(data / "hires"), "--out",
                 str(tmp_path / "ft"), "train.max_steps=1"]
     else:
-        argv = ["pretrain", "--config", "configs/pretrain/tiny.yaml", "--out", str(tmp_path / "pre"),
+        argv = ["pretrain", "--config", "tiny", "--out", str(tmp_path / "pre"),
                 f"data.root={data}", "train.max_steps=1"]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 
 from dpot.models import DPOT
-from dpot.training.finetune import AdaptConfig, FinetuneConfig, TaskShape, adapt_model
+from dpot.training.config import AdaptConfig, FinetuneConfig
+from dpot.training.finetune import TaskShape, adapt_model
 
 
 def test_widened_model_equals_source_on_the_old_channels():

@@ -100,7 +100,7 @@ def test_load_overrides_keep_weight_shapes(tmp_path):
         dpot.DPOT.from_pretrained(tmp_path / "ck", depth=2)
     with pytest.raises(DpotError, match="override channel_mask=True changes the weights"):
         load_model(tmp_path / "ck", channel_mask=True)
-    with pytest.raises(DpotError, match="unknown DPOT config keys"):
+    with pytest.raises(DpotError, match="unknown config key .depht.; did you mean .depth."):
         load_model(tmp_path / "ck", depht=2)
 
 

@@ -183,8 +183,12 @@ def test_bad_input_names_expected_shape(shape, mask, match):
         m(torch.randn(*shape), channel_mask=None if mask is None else torch.ones(*mask))
 
 
-def test_nan_input_rejected():
+def test_nan_input_rejected_at_the_data_boundary():
+    from dpot.data.checks import check_finite
+
     x = torch.randn(1, 16, 16, 4, 3)
     x[0, 3, 3, 1, 0] = float("nan")
-    with pytest.raises(ValueError, match="NaN"):
-        tiny()(x)
+    check_finite({"x": x[:, :2], "mask": torch.ones(1, 3, dtype=torch.bool)}, "batch 1")  # finite part passes
+    with pytest.raises(DpotError, match=r"batch 7: NaN or Inf values in 1.x \(1, 16, 16, 4, 3\)"):
+        check_finite([torch.zeros(2), {"x": x}], "batch 7")
+    assert torch.isnan(tiny()(x)).any()  # the forward itself does not validate (no host sync per call)

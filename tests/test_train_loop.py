@@ -212,7 +212,8 @@ def test_repeated_nan_stops_with_step_and_dataset(tmp_path, capsys):
                     "train.noise=0", "train.max_bad_steps=2", "train.max_steps=5", "data.normalize=false")
     err = capsys.readouterr().err
     assert code == 2
-    assert "step 1: non-finite loss on blowup; step skipped" in err
+    assert "step 1: non-finite loss on blowup (" in err and "train.h5 trajectory " in err
+    assert "the batch is finite, so the model or optimiser state diverged (optim.lr=" in err
     assert "NaN/Inf loss at step 2 on dataset(s) blowup" in err
 
 

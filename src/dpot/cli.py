@@ -7,7 +7,8 @@ import importlib
 import os
 import sys
 
-from dpot.errors import DpotError
+from dpot.errors import DpotError, environment_error
+from dpot.io import prune_empty_dirs
 
 # name -> (module in dpot.commands, one-line help). Each module defines add_arguments(parser) and run(args).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -48,11 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    out = getattr(args, "out", None) if isinstance(getattr(args, "out", None), str) else None
+    fresh = out is not None and not os.path.exists(out)
     try:
         code = _load(args._module).run(args)
-    except (DpotError, ValueError, FileNotFoundError, KeyError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    except (DpotError, OSError) as exc:
+        message = exc if isinstance(exc, DpotError) else environment_error(exc, args.command)
+        if message is None:  # an OSError that is not about the machine's state: a bug, show the traceback
+            raise
         print(f"dpot {args.command}: error: {message}", file=sys.stderr)
+        if fresh:
+            prune_empty_dirs(out)
         return 2
     except KeyboardInterrupt:
         print(f"dpot {args.command}: interrupted", file=sys.stderr)

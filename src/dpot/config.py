@@ -22,7 +22,7 @@ from typing import Any, Literal, TypeVar, Union
 import yaml
 
 from dpot.errors import DpotError
-from dpot.io import write_text
+from dpot.io import read_text_file, write_text
 
 T = TypeVar("T")
 PRESETS = Path(__file__).resolve().parent / "configs"  # packaged YAML presets: PRESETS/<kind>/<name>.yaml
@@ -326,7 +326,7 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise DpotError(f"{path}: no such config file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(read_text_file(path))
     except yaml.YAMLError as exc:
         raise DpotError(f"{path}: not valid YAML ({exc})") from None
     if data is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -24,6 +25,9 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if not path.exists():
         raise DpotError(f"{path}: no such file or folder")
+    if path.is_dir() and (path / "checkpoint" / "config.json").is_file():  # a training run folder
+        print(_run_summary(path))
+        path = path / "checkpoint"
     if path.is_dir() and (path / "config.json").is_file():
         from dpot.models import checkpoint_summary
 
@@ -50,6 +54,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_summary(run: Path) -> str:
+    """The first lines for a run folder: its last logged step and loss, and whether a run holds it now."""
+    from dpot.training.runlock import lock_holder
+
+    lines = [f"run {run}"]
+    log = run / "metrics.jsonl"
+    records = [json.loads(s) for s in log.read_text().splitlines() if s.endswith("}")] if log.is_file() else []
+    if records:
+        last = records[-1]
+        loss = "n/a" if last.get("loss") is None else f"{last['loss']:.4g}"
+        lines.append(f"  last logged step {last.get('step')}: loss {loss}")
+    holder = lock_holder(run)
+    lines.append(f"  in use by a running job ({holder})" if holder else "  not running")
+    return "\n".join(lines)
+
+
 def _split_files(folder: Path) -> list[Path]:
     return [folder / f"{s}.h5" for s in SPLIT_NAMES if (folder / f"{s}.h5").is_file()]
 
@@ -61,7 +81,7 @@ def _fmt(x: float) -> str:
 def _describe(files: list[Path], folder: Path, args: argparse.Namespace) -> None:
     """Print metadata, split shapes and (unless --no-ranges) per-channel value ranges of one dataset."""
     from dpot.data.format import Split
-    from dpot.data.stats import cached_stats, compute_stats
+    from dpot.data.stats import cached_stats, compute_stats, nonfinite_message
 
     splits = {p.stem: Split(p) for p in files}
     meta = next(iter(splits.values())).meta
@@ -100,6 +120,9 @@ def _describe(files: list[Path], folder: Path, args: argparse.Namespace) -> None
         stats = cached_stats(folder, name) if sp.path == folder / f"{name}.h5" else None
         if stats is None:
             stats = _scan(sp, compute_stats, not args.no_progress)
+        bad = sorted({i for st in stats.values() for i in st.nonfinite})
+        if bad:
+            print(f"dpot info: warning: {nonfinite_message(folder, name, bad, len(sp))}", file=sys.stderr)
         for key, st in stats.items():
             label = name if key == "fields" else f"{name} {key}"
             for c, ch in enumerate(st.channels):

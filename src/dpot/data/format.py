@@ -7,6 +7,8 @@ attributes (see `DatasetMeta`). Files are written under a temporary name and ren
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
@@ -107,8 +109,15 @@ class SplitWriter:
                  n_params: int = 0, mask: np.ndarray | None = None):
         self.path, self.meta, self.n = Path(path), meta, n
         self._ctx = atomic_path(self.path)
-        tmp = self._ctx.__enter__()
-        self._file = h5py.File(tmp, "w")
+        self._file = h5py.File(self._ctx.__enter__(), "w")
+        try:
+            self._create(meta, n, frame_shape, inputs_shape, targets_shape, n_params, mask)
+            self._reserve()
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+
+    def _create(self, meta, n, frame_shape, inputs_shape, targets_shape, n_params, mask) -> None:
         for key, value in meta.to_attrs().items():
             self._file.attrs[key] = value
         if meta.steady:
@@ -141,9 +150,34 @@ class SplitWriter:
                 raise DpotError(f"dataset {self.meta.name!r}: {key} of trajectory {i} contains NaN or Inf")
             self._file[key][i] = arr
 
+    def _reserve(self) -> None:
+        """Claim the file's disk space up front, so that a full disk fails here, cleanly, and not inside HDF5,
+        which cannot close a file it failed to write (the interpreter then crashes at exit)."""
+        total = 1 << 16  # superblock and headers; chunk indexes are counted per chunk below
+        for ds in self._file.values():
+            total += ds.dtype.itemsize * math.prod(ds.shape)
+            if ds.chunks:
+                total += 96 * math.prod(-(-s // c) for s, c in zip(ds.shape, ds.chunks))
+        try:
+            os.posix_fallocate(self._file.id.get_vfd_handle(), 0, total)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:  # e.g. no fallocate on this file system: write as before
+                return
+            raise DpotError(f"disk full writing {self.path} ({total / 2**20:.1f} MiB needed): free space and "
+                            "rerun") from None
+
     def close(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        except BaseException as exc:
+            self._discard(exc)
+            raise
         self._ctx.__exit__(None, None, None)
+
+    def _discard(self, exc: BaseException) -> None:
+        """Let atomic_path remove the temporary file (the caller re-raises `exc`)."""
+        with contextlib.suppress(BaseException):
+            self._ctx.__exit__(type(exc), exc, exc.__traceback__)
 
     def __enter__(self) -> SplitWriter:
         return self
@@ -152,12 +186,9 @@ class SplitWriter:
         if exc_type is None:
             self.close()
         else:
-            self._file.close()
-            # let atomic_path clean up the temporary file, then re-raise the original error
-            try:
-                self._ctx.__exit__(exc_type, exc, tb)
-            except BaseException:
-                pass
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._discard(exc)
 
 
 def write_split(path: str | os.PathLike, meta: DatasetMeta, *, fields: np.ndarray | None = None,
@@ -266,6 +297,8 @@ def dataset_dirs(root: str | os.PathLike) -> list[Path]:
     root = Path(root)
     if not root.exists():
         raise DpotError(f"{root}: no such directory")
+    if not root.is_dir():
+        raise DpotError(f"{root}: not a folder; give a dataset folder (<name>/train.h5) or a folder of them")
     if _has_split(root):
         return [root]
     found = sorted(p for p in root.iterdir() if p.is_dir() and _has_split(p))

@@ -7,6 +7,14 @@ because `WindowDataset` enumerates all (trajectory, start) pairs and the sampler
 (seed, rank, b), so its state is just (seed, position) and a resumed run sees exactly the same indices. Under
 data parallelism each rank draws only from its own shard of every dataset (local index ≡ rank mod world_size),
 so ranks never load the same sample.
+
+Mixtures of several grids (`Mixture(..., mixed_grids=True)`, pre-training with `data.resolution: native`)
+are split into buckets, one per grid. Given `group` (the batch size), the sampler draws one bucket per group
+of `group` consecutive indices, with probability = the bucket's total sampling mass, then the samples of the
+group within it (dataset k with probability p_k / mass of its bucket): every batch has one grid and each
+dataset keeps its share p_k. The bucket of group g depends only on (seed, g), not on the rank, so under data
+parallelism all ranks train on the same grid at every step (their positions advance together) while drawing
+different samples from their own shards.
 """
 
 from __future__ import annotations
@@ -27,11 +35,14 @@ class Mixture(Dataset):
     """Concatenation of datasets with a sampling weight each; item `i` is item `i - offset_k` of dataset k.
 
     Items keep their dataset's own `dataset` id (`from_dirs` numbers them 0..K-1). All members must give
-    items of one shape (same grid and channel count), so that batches can be stacked.
+    items of one shape (same grid and channel count), so that batches can be stacked; with `mixed_grids`
+    the grids may differ (one spatial dimension still) and `buckets` groups the datasets by grid.
     """
 
-    def __init__(self, datasets: Sequence[Dataset], weights: Sequence[float] | None = None):
+    def __init__(self, datasets: Sequence[Dataset], weights: Sequence[float] | None = None,
+                 mixed_grids: bool = False):
         self.datasets = list(datasets)
+        self.mixed_grids = bool(mixed_grids)
         if not self.datasets:
             raise DpotError("a mixture needs at least one dataset")
         w = np.ones(len(self.datasets)) if weights is None else np.asarray(weights, dtype=np.float64)
@@ -47,6 +58,10 @@ class Mixture(Dataset):
             raise DpotError(f"mixture datasets {empty} are empty")
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
         self._check_compatible()
+        grids: dict[tuple[int, ...], list[int]] = {}
+        for k, d in enumerate(self.datasets):
+            grids.setdefault(tuple(getattr(d, "space_shape", ())), []).append(k)
+        self.buckets: list[list[int]] = list(grids.values())  # dataset ids per grid, in order of appearance
 
     def _name(self, k: int) -> str:
         return str(getattr(self.datasets[k], "name", k))
@@ -66,8 +81,10 @@ class Mixture(Dataset):
             if len({len(g) for _, g in grids}) > 1:
                 raise DpotError(f"mixture datasets have different spatial dimensions ({listing}); "
                                 "mix only datasets of one dimension")
-            raise DpotError(f"mixture datasets have different grids ({listing}); give a target resolution "
-                            f"(e.g. resolution={max(max(g) for _, g in grids)})")
+            if not self.mixed_grids:
+                raise DpotError(f"mixture datasets have different grids ({listing}); give a target "
+                                f"resolution (e.g. resolution={max(max(g) for _, g in grids)}) or "
+                                "resolution=native")
         chans = [(d.name, d.n_channels) for d in views]
         if len({c for _, c in chans}) > 1:
             listing = ", ".join(f"{n} {c}" for n, c in chans)
@@ -80,8 +97,9 @@ class Mixture(Dataset):
 
     @classmethod
     def from_dirs(cls, dataset_dirs: Sequence[str | os.PathLike], weights: Sequence[float] | None = None,
-                  n_channels: int | None = None, **window_kwargs) -> Mixture:
-        """A mixture of `WindowDataset`s with ids 0..K-1, padded to the largest channel count unless given.
+                  n_channels: int | None = None, mixed_grids: bool = False, **window_kwargs) -> Mixture:
+        """A mixture of `WindowDataset`s with ids 0..K-1, padded to the largest channel count unless given;
+        `mixed_grids`: keep datasets of different grids (see `Mixture`).
 
         `window_kwargs` go to every `WindowDataset` (split, t_in, t_ar, stride, resolution, resample, ...).
         """
@@ -92,7 +110,7 @@ class Mixture(Dataset):
         target = widest if n_channels is None else n_channels
         for d in datasets:
             d.n_channels = target
-        return cls(datasets, weights)
+        return cls(datasets, weights, mixed_grids=mixed_grids)
 
     @property
     def n_channels(self) -> int | None:
@@ -120,12 +138,16 @@ class BalancedSampler(Sampler[int]):
 
     Exact `state_dict()`/`load_state_dict()`; with a DataLoader the iterator runs ahead of what the model has
     consumed, so pass `position=<samples consumed on this rank>` to `state_dict` for an exact resume.
+    `group`: for a mixture of several grids, the number of consecutive indices drawn from one grid (pass the
+    batch size; see the module docstring). A mixture of one grid gives the same stream whatever `group` is.
     """
 
     BLOCK = 4096
 
     def __init__(self, mixture: Mixture, seed: int = 0, balanced: bool = True, rank: int = 0,
-                 world_size: int = 1):
+                 world_size: int = 1, group: int = 1):
+        if group < 1:
+            raise DpotError(f"sampler group={group} must be >= 1 (the batch size)")
         if world_size < 1 or not 0 <= rank < world_size:
             raise DpotError(f"rank {rank} / world_size {world_size}: need world_size >= 1 and "
                             "0 <= rank < world_size")
@@ -144,6 +166,20 @@ class BalancedSampler(Sampler[int]):
         else:
             p = np.asarray(mixture.n_samples, dtype=np.float64) * (mixture.weights > 0)
         self._p = p / p.sum()
+        self.group = int(group)
+        self._bucketed = len(mixture.buckets) > 1
+        # indices per block: whole groups when bucketed, so that no group straddles two blocks
+        self._size = max(1, self.BLOCK // self.group) * self.group if self._bucketed else self.BLOCK
+        if self._bucketed:
+            member = np.zeros((len(mixture.buckets), len(self._p)))
+            for j, ids in enumerate(mixture.buckets):
+                member[j, ids] = 1.0
+            self._bucket_p = member @ self._p  # sampling mass of each grid
+            # per bucket, cumulative probabilities of its datasets (exactly 1 from its last member on)
+            mass = np.where(self._bucket_p > 0, self._bucket_p, 1.0)[:, None]
+            self._within_cdf = np.cumsum(member * self._p, axis=1) / mass
+            for j, ids in enumerate(mixture.buckets):
+                self._within_cdf[j, max(ids):] = 1.0
         self.position = 0
         self._cache: tuple[int, np.ndarray] | None = None
 
@@ -151,19 +187,35 @@ class BalancedSampler(Sampler[int]):
         """Share of the draws that goes to each dataset."""
         return self._p.copy()
 
+    def bucket_probabilities(self) -> np.ndarray:
+        """Share of the batches that goes to each grid of `mixture.buckets`."""
+        return self._bucket_p.copy() if self._bucketed else np.ones(1)
+
     def _block(self, b: int) -> np.ndarray:
         if self._cache is not None and self._cache[0] == b:
             return self._cache[1]
         rng = np.random.default_rng([self.seed, self.rank, b])
-        ks = rng.choice(len(self._p), size=self.BLOCK, p=self._p)
-        local = np.minimum((rng.random(self.BLOCK) * self._shard[ks]).astype(np.int64), self._shard[ks] - 1)
+        if self._bucketed:
+            ks = self._bucketed_datasets(b, rng)
+        else:
+            ks = rng.choice(len(self._p), size=self.BLOCK, p=self._p)
+        local = np.minimum((rng.random(ks.size) * self._shard[ks]).astype(np.int64), self._shard[ks] - 1)
         idx = self.mixture.offsets[ks] + local * self.world_size + self.rank
         self._cache = (b, idx)
         return idx
 
+    def _bucketed_datasets(self, b: int, rng: np.random.Generator) -> np.ndarray:
+        """Datasets of block `b` (`BLOCK // group` whole groups): one grid per group, drawn from a stream of
+        (seed, block) alone so that every rank gets the same grid; the datasets within it from this rank's."""
+        n_groups = self._size // self.group
+        grid_rng = np.random.default_rng([self.seed, 0x6275636B, b])  # tag: "buck", not a rank
+        grids = np.repeat(grid_rng.choice(len(self._bucket_p), size=n_groups, p=self._bucket_p), self.group)
+        u = rng.random(grids.size)
+        return np.argmax(u[:, None] < self._within_cdf[grids], axis=1)
+
     def __iter__(self) -> Iterator[int]:
         while True:
-            b, off = divmod(self.position, self.BLOCK)
+            b, off = divmod(self.position, self._size)
             idx = self._block(b)
             self.position += 1
             yield int(idx[off])
@@ -172,17 +224,19 @@ class BalancedSampler(Sampler[int]):
         """Seed and position (the RNG is a pure function of them), plus what identifies the mixture."""
         return {"seed": self.seed, "position": int(self.position if position is None else position),
                 "balanced": self.balanced, "rank": self.rank, "world_size": self.world_size,
-                "sizes": [int(n) for n in self.mixture.sizes], "weights": self.mixture.weights.tolist()}
+                "sizes": [int(n) for n in self.mixture.sizes], "weights": self.mixture.weights.tolist(),
+                "group": self.group if self._bucketed else 1}
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from a saved state; refuses a state saved for a different mixture."""
         same = (list(state["sizes"]) == [int(n) for n in self.mixture.sizes]
                 and np.allclose(state["weights"], self.mixture.weights)
-                and bool(state["balanced"]) == self.balanced)
+                and bool(state["balanced"]) == self.balanced
+                and int(state.get("group", 1)) == (self.group if self._bucketed else 1))
         if not same:
             raise DpotError(f"sampler state is for a different mixture (sizes {state['sizes']}, weights "
-                            f"{state['weights']}, balanced={state['balanced']}); use the same datasets "
-                            "and weights")
+                            f"{state['weights']}, balanced={state['balanced']}, group={state.get('group', 1)}); "
+                            "use the same datasets, weights and batch size")
         if (state["rank"], state["world_size"]) != (self.rank, self.world_size):
             warnings.warn(f"sampler state saved on rank {state['rank']}/{state['world_size']} loaded on "
                           f"{self.rank}/{self.world_size}: the index stream will differ", stacklevel=2)

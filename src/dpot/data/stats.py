@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dpot.data.format import Split, open_split
+from dpot.errors import DpotError
 from dpot.io import write_json
 
 STATS_FILE = "stats.json"
@@ -32,10 +33,13 @@ class ChannelStats:
     min: list[float]
     max: list[float]
     count: int  # values per channel
+    nonfinite: list[int]  # indices of the trajectories (samples) holding NaN or Inf
 
     @classmethod
     def from_dict(cls, d: dict) -> ChannelStats:
-        return cls(**{k: d[k] for k in ("channels", "mean", "std", "min", "max", "count")})
+        nan = float("nan")  # stored as null in JSON
+        values = {k: [nan if v is None else v for v in d[k]] for k in ("mean", "std", "min", "max")}
+        return cls(channels=d["channels"], count=d["count"], nonfinite=d["nonfinite"], **values)
 
 
 class _Accumulator:
@@ -47,8 +51,12 @@ class _Accumulator:
         self.m2 = np.zeros(n_channels)
         self.lo = np.full(n_channels, np.inf)
         self.hi = np.full(n_channels, -np.inf)
+        self.bad: set[int] = set()
 
-    def add(self, block: np.ndarray) -> None:
+    def add(self, block: np.ndarray, first: int = 0, one_item: bool = False) -> None:
+        """Merge `block`: items `first, first+1, ...` (or frames of the one item `first` if `one_item`)."""
+        finite = np.isfinite(block).reshape(1 if one_item else block.shape[0], -1).all(axis=1)
+        self.bad.update(first + int(i) for i in np.flatnonzero(~finite))
         flat = block.reshape(-1, block.shape[-1]).astype(np.float64)
         nb = flat.shape[0]
         if nb == 0:
@@ -66,23 +74,24 @@ class _Accumulator:
     def result(self, channels: list[str]) -> ChannelStats:
         std = np.sqrt(self.m2 / max(self.n, 1))
         return ChannelStats(list(channels), self.mean.tolist(), std.tolist(), self.lo.tolist(),
-                            self.hi.tolist(), int(self.n))
+                            self.hi.tolist(), int(self.n), sorted(self.bad))
 
 
 def _blocks(split: Split, key: str):
-    """Yield slabs of `key` of at most ~64 MiB: several trajectories, or frames of one trajectory."""
+    """Yield (first trajectory, whether the slab is frames of that one trajectory, slab) for slabs of `key` of
+    at most ~64 MiB: several trajectories, or frames of one trajectory."""
     ds = split.file[key]
     per_item = 4 * math.prod(ds.shape[1:])
     if per_item <= _BLOCK_BYTES or key != "fields":
         step = max(1, _BLOCK_BYTES // max(per_item, 1))
         for a in range(0, ds.shape[0], step):
-            yield np.asarray(ds[a:a + step], dtype=np.float32)
+            yield a, False, np.asarray(ds[a:a + step], dtype=np.float32)
         return
     frame = 4 * math.prod(ds.shape[2:])
     step = max(1, _BLOCK_BYTES // frame)
     for i in range(ds.shape[0]):
         for a in range(0, ds.shape[1], step):
-            yield np.asarray(ds[i, a:a + step], dtype=np.float32)
+            yield i, True, np.asarray(ds[i, a:a + step], dtype=np.float32)
 
 
 def compute_stats(split: Split, progress=None) -> dict[str, ChannelStats]:
@@ -99,9 +108,9 @@ def compute_stats(split: Split, progress=None) -> dict[str, ChannelStats]:
     out = {}
     for key, names in arrays.items():
         acc = None
-        for block in _blocks(split, key):
+        for first, one_item, block in _blocks(split, key):
             acc = acc or _Accumulator(block.shape[-1])
-            acc.add(block)
+            acc.add(block, first, one_item)
             if progress is not None:
                 progress(block.size)
         out[key] = acc.result(names)
@@ -116,7 +125,7 @@ def _signature(path: Path) -> dict:
 def _read_cache(dataset_dir: Path) -> dict:
     try:
         return json.loads((dataset_dir / STATS_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # missing, unreadable or not JSON: recomputed
         return {}
 
 
@@ -126,7 +135,10 @@ def cached_stats(dataset_dir: str | os.PathLike, split: str = "train") -> dict[s
     entry = _read_cache(dataset_dir).get(split)
     path = dataset_dir / f"{split}.h5"
     if entry and path.is_file() and entry.get("source") == _signature(path):
-        return {k: ChannelStats.from_dict(v) for k, v in entry["arrays"].items()}
+        try:
+            return {k: ChannelStats.from_dict(v) for k, v in entry["arrays"].items()}
+        except (KeyError, TypeError):  # written by an older version: recompute
+            return None
     return None
 
 
@@ -152,3 +164,42 @@ def load_stats(dataset_dir: str | os.PathLike, split: str = "train") -> dict[str
         warnings.warn(f"{cache}: cannot store normalisation statistics ({exc}); computed in memory",
                       stacklevel=2)
     return stats
+
+
+def nonfinite_trajectories(dataset_dir: str | os.PathLike, split: str = "train") -> list[int]:
+    """Indices of the trajectories (samples) of `split` that hold NaN or Inf (one cached streaming pass)."""
+    return sorted({i for st in load_stats(dataset_dir, split).values() for i in st.nonfinite})
+
+
+def nonfinite_message(dataset_dir: str | os.PathLike, split: str, bad: list[int], n: int) -> str:
+    """'dataset NAME (DIR), split S: NaN/Inf in trajectories 3, 7 (2 of N)'."""
+    shown = ", ".join(map(str, bad[:8])) + (", ..." if len(bad) > 8 else "")
+    return (f"dataset {Path(dataset_dir).name!r} ({dataset_dir}), split {split}: NaN/Inf in "
+            f"trajector{'y' if len(bad) == 1 else 'ies'} {shown} ({len(bad)} of {n})")
+
+
+def _check(dataset_dir: str | os.PathLike, split: str) -> str | None:
+    """`nonfinite_message` for `split` of `dataset_dir` if it holds NaN/Inf, else None."""
+    bad = nonfinite_trajectories(dataset_dir, split)
+    return nonfinite_message(dataset_dir, split, bad, len(open_split(dataset_dir, split))) if bad else None
+
+
+def require_finite(dataset_dirs, splits=("train",)) -> None:
+    """Refuse (one-line DpotError) to train on data holding NaN/Inf, naming dataset, split and trajectories.
+    Splits a dataset does not have are skipped."""
+    for d in dataset_dirs:
+        for split in dict.fromkeys(splits):
+            problem = (Path(d) / f"{split}.h5").is_file() and _check(d, split)
+            if problem:
+                raise DpotError(f"{problem}; remove those trajectories (or exclude the dataset) before "
+                                "training: every step that draws them would be NaN")
+
+
+def warn_nonfinite(dataset_dir: str | os.PathLike, split: str, prefix: str) -> bool:
+    """Print a warning line (`PREFIX: warning: ...`) if `split` holds NaN/Inf; returns whether it does."""
+    import sys
+
+    problem = _check(dataset_dir, split)
+    if problem:
+        print(f"{prefix}: warning: {problem}", file=sys.stderr)
+    return bool(problem)

@@ -92,7 +92,8 @@ class WindowDataset(_SplitView):
 
     Item `i` is trajectory `i // n_starts`, start frame `i % n_starts`: a dict with `x` `(*space, t_in, C)`,
     `y` `(*space, t_ar, C)` float32, `mask` `(C,)` bool (real input channels), `target_mask` `(C,)` bool
-    (real target channels) and `dataset` int64. Channels beyond the dataset's own are zero. Steady-state
+    (real target channels), `dataset` int64 and `window` int64 `(2,)` (trajectory, start frame: where a bad
+    sample came from). Channels beyond the dataset's own are zero. Steady-state
     datasets give one pair per sample, `x` `(*space, 1, C)` and `y` `(*space, 1, C)`. `normalize=True`
     standardises each channel with the train split's statistics (`stats.json`; `dpot.data.normalize`), `"auto"`
     only when the dataset's channels are not O(1); a `Normalizer` applies the given statistics.
@@ -136,7 +137,8 @@ class WindowDataset(_SplitView):
             x, y = self._prepare(frames, "fields", self.t_in)
             mask = target_mask = self._mask(self.in_channels)
         return {"x": x, "y": y, "mask": mask, "target_mask": target_mask,
-                "dataset": torch.tensor(self.dataset_id, dtype=torch.int64)}
+                "dataset": torch.tensor(self.dataset_id, dtype=torch.int64),
+                "window": torch.tensor([traj, start], dtype=torch.int64)}
 
 
 class TrajectoryDataset(_SplitView):

@@ -28,11 +28,21 @@ class Snapshot:
     channels: list[str]
 
 
-def pick_device(device: str = "auto") -> torch.device:
-    """`auto` = the first CUDA device if there is one, else the CPU."""
+def pick_device(device: str = "auto", option: str = "--device") -> torch.device:
+    """`auto` = the first CUDA device if there is one, else the CPU; a device this machine lacks is a one-line
+    error naming `option`."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise DpotError(f"{option}={device}: not a device name (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DpotError(f"{option}={device}: no CUDA GPU is visible to PyTorch on this machine; use "
+                        f"{option}=cpu (or auto)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise DpotError(f"{option}={device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return dev
 
 
 def _model_grid(model: nn.Module, native: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -232,6 +242,8 @@ def evaluate_checkpoints(
     from tqdm import tqdm
 
     from dpot.data.format import dataset_dirs
+    from dpot.data.stats import warn_nonfinite
+    from dpot.io import safetensors_shapes
     from dpot.models import load_model
     from dpot.models.checkpoint import load_model_config
 
@@ -254,9 +266,13 @@ def evaluate_checkpoints(
                 print(f"dpot evaluate: skipped {d.name}: {exc}", file=sys.stderr)
     if not dirs:
         raise DpotError(f"no dataset under {', '.join(map(str, data))} fits the checkpoint(s)")
+    for d in dirs:
+        warn_nonfinite(d, split, "dpot evaluate")
     dev = pick_device(device)
     results: dict[str, dict[str, dict]] = {}
     snaps: dict[str, dict[str, Snapshot]] = {}
+    for _, path in specs:  # a damaged weights file fails now, not after other checkpoints ran
+        safetensors_shapes(Path(path) / "model.safetensors")
     bar = tqdm(total=len(specs) * len(dirs), unit="eval", disable=not progress)
     for label, path in specs:
         model = load_model(path, map_location=dev, **(overrides or {}))
@@ -286,13 +302,20 @@ def write_evaluation(
     sources: dict[str, str] | None = None,
     title: str = "Evaluation",
 ) -> Path:
-    """metrics.json / metrics.csv, error-vs-step and snapshot PNGs, `report.md` in `out`."""
+    """metrics.json / metrics.csv, error-vs-step and snapshot PNGs, `report.md` in `out`: all written into a
+    temporary folder first, so a failure (a full disk) leaves no partial output."""
+    from dpot.io import staged_folder
+
+    with staged_folder(out) as stage:
+        _write_files(stage, results, snaps, sources, title)
+    return Path(out) / "report.md"
+
+
+def _write_files(out: Path, results, snaps, sources, title) -> Path:
     from dpot.evaluation.plots import plot_error_curves, plot_snapshots, safe_name, snapshot_steps
     from dpot.evaluation.report import evaluation_markdown, write_metrics
     from dpot.io import write_text
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     write_metrics(out, results)
     plots: dict[str, list[str]] = {}
     datasets = list(dict.fromkeys(n for per in results.values() for n in per))
@@ -354,6 +377,8 @@ def evaluate_command(
     """What `dpot evaluate` does: evaluate, write everything into `out`, return a printable summary."""
     if rollout is not None and rollout < 1:
         raise DpotError(f"--rollout {rollout}: give at least 1 step")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise DpotError(f"--out {out} is an existing file; give a folder (new or existing) for the results")
     results, snaps, sources = evaluate_checkpoints(
         checkpoints,
         data,

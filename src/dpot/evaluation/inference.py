@@ -125,6 +125,8 @@ def rollout_file(
     if steps < 1:
         raise DpotError(f"--steps {steps}: give at least 1 frame to predict")
     src, out = Path(input_path), Path(out)
+    if out.is_dir():
+        raise DpotError(f"--out {out} is an existing folder; give a file name, e.g. {out / ('rollout' + src.suffix)}")
     history, lay, key = read_history(src, layout, key)
     dev = pick_device(device)
     model = load_model(checkpoint, map_location=dev, **(overrides or {})).eval()

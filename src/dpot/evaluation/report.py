@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dpot.io import write_json, write_text
+from dpot.io import finite_json, write_json, write_text
 
 METRICS = ("l2re", "nrmse", "vrmse")
 
@@ -79,6 +80,10 @@ def metrics_rows(results: Mapping[str, Mapping[str, dict]]) -> list[dict[str, An
 def write_metrics(out_dir: str | os.PathLike, results: Mapping[str, Mapping[str, dict]]) -> tuple[Path, Path]:
     """Write `metrics.json` and `metrics.csv` into `out_dir` (atomically)."""
     out_dir = Path(out_dir)
+    n_bad = finite_json(metrics_json(results))[1]
+    if n_bad:
+        print(f"dpot evaluate: warning: {n_bad} metric values are NaN/Inf (null in metrics.json): the rollout "
+              "diverged or the data holds NaN/Inf", file=sys.stderr)
     write_json(out_dir / "metrics.json", metrics_json(results))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["checkpoint", "dataset", "channel", "step", *METRICS])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from dpot.errors import DpotError
-from dpot.io import atomic_path, write_json
+from dpot.io import atomic_path, read_safetensors, read_text_file, safetensors_shapes, write_json, write_safetensors
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -68,10 +69,13 @@ def read_checkpoint_config(directory: str | os.PathLike) -> dict[str, Any]:
     """The parsed `config.json` of a checkpoint directory (one-line DpotError if it is not one)."""
     directory = Path(directory)
     path = directory / CONFIG_FILE if directory.is_dir() else directory
+    if path.suffix in (".pth", ".pt") and path.is_file():
+        raise DpotError(f"{path} is a PyTorch file, not a dpot checkpoint folder; convert a DPOT reference "
+                        f"checkpoint first: dpot import-checkpoint {path} --out DIR")
     if not path.is_file():
         raise DpotError(f"{directory}: not a checkpoint directory ({CONFIG_FILE} missing)")
     try:
-        meta = json.loads(path.read_text())
+        meta = json.loads(read_text_file(path))
     except json.JSONDecodeError as exc:
         raise DpotError(f"{path}: invalid JSON ({exc})") from None
     if not isinstance(meta, dict) or "model_type" not in meta or "model" not in meta:
@@ -96,7 +100,6 @@ def load_model_config(directory: str | os.PathLike, **overrides: Any) -> Any:
 def write_checkpoint(directory: str | os.PathLike, model_type: str, config: dict[str, Any],
                      state: dict[str, torch.Tensor], extra: dict | None = None) -> Path:
     """Write `model.safetensors` then `config.json` (each atomic; config last = complete)."""
-    from safetensors.torch import save_file
 
     from dpot import __version__
 
@@ -104,7 +107,7 @@ def write_checkpoint(directory: str | os.PathLike, model_type: str, config: dict
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt"})
+        write_safetensors(tensors, tmp, {"format": "pt"}, str(directory / WEIGHTS_FILE))
     meta = {"model_type": model_type, "model": config, "dpot_version": __version__, **(extra or {})}
     write_json(directory / CONFIG_FILE, meta)
     return directory
@@ -132,7 +135,6 @@ def _check_overrides(cls: type[PretrainedModel], values: dict[str, Any], overrid
 def load_pretrained(cls: type[PretrainedModel], directory: str | os.PathLike,
                     map_location: str | torch.device = "cpu", **overrides: Any):
     """Build `cls` from `config.json` (plus shape-preserving `overrides`) and load `model.safetensors` strictly."""
-    from safetensors.torch import load_file
 
     directory = Path(directory)
     meta = read_checkpoint_config(directory)
@@ -149,7 +151,7 @@ def load_pretrained(cls: type[PretrainedModel], directory: str | os.PathLike,
     config = _config(cls, {**meta["model"], **overrides}, directory)
     with torch.device("meta"):  # no random init and no second copy of the weights (matters for L and H)
         model = cls(config)
-    state = load_file(str(weights), device=str(map_location))
+    state = read_safetensors(weights, map_location)
     try:
         result = model.load_state_dict(state, strict=False, assign=True)
     except RuntimeError as exc:  # shape mismatch
@@ -187,8 +189,6 @@ def checkpoint_summary(path: str | os.PathLike) -> str:
 
     Reads only `config.json` and the safetensors header, so it is instant even for DPOT-H.
     """
-    from safetensors import safe_open
-
     from dpot.models.dpot import describe
 
     directory = Path(path)
@@ -198,15 +198,9 @@ def checkpoint_summary(path: str | os.PathLike) -> str:
     weights = directory / WEIGHTS_FILE
     n_params = n_tensors = None
     if weights.is_file():
-        with safe_open(str(weights), framework="pt") as f:
-            keys = list(f.keys())
-            n_tensors = len(keys)
-            n_params = 0
-            for k in keys:
-                numel = 1
-                for s in f.get_slice(k).get_shape():
-                    numel *= s
-                n_params += numel
+        shapes = safetensors_shapes(weights)
+        n_tensors = len(shapes)
+        n_params = sum(math.prod(s) for s in shapes.values())
     lines = [
         f"checkpoint {directory} (model_type {meta['model_type']}, dpot {meta.get('dpot_version', '?')})"
     ]

@@ -26,6 +26,7 @@ from dpot.models.layers import (
     ConvWeight,
     TimeAggregator,
     coordinate_field,
+    fp32,
     patchify,
     unpatchify,
 )
@@ -86,6 +87,7 @@ class DPOT(PretrainedModel):
         # Cached coordinate channels of the native grid, already cut into patches: (*latent, T, P^d*(nd+1)).
         coords = self._coord_patches(self.config.img_size)
         self.register_buffer("coord_patches", coords.to(device) if device else coords, persistent=False)
+        self._coord_cache: dict[tuple, torch.Tensor] = {}  # off-grid coordinate patches, see `_coords`
 
     # -- presets
     @classmethod
@@ -100,10 +102,27 @@ class DPOT(PretrainedModel):
         return sum(p.numel() for p in self.parameters())
 
     # -- forward
-    def _coord_patches(self, space: tuple[int, ...]) -> torch.Tensor:
+    def _coord_patches(
+        self, space: tuple[int, ...], device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
         cfg = self.config
-        coords = coordinate_field(tuple(space), cfg.in_timesteps).unsqueeze(0)
+        coords = coordinate_field(tuple(space), cfg.in_timesteps, device, dtype).unsqueeze(0)
         return patchify(coords, cfg.patch_size, cfg.ndim)[0]
+
+    def _coords(self, space: tuple[int, ...], x: torch.Tensor) -> torch.Tensor:
+        """Coordinate patches of `space` on x's device: the native grid's buffer, else built in fp32 on the
+        device once per (grid, device) and kept in a small cache (no per-call host copy)."""
+        if space == self.config.img_size:
+            return self.coord_patches
+        if torch.compiler.is_compiling():  # traced into the graph: built by device kernels, no cache needed
+            return self._coord_patches(space, x.device, torch.float32)
+        key = (space, x.device)
+        coords = self._coord_cache.get(key)
+        if coords is None:
+            if len(self._coord_cache) >= 8:
+                self._coord_cache.pop(next(iter(self._coord_cache)))
+            coords = self._coord_cache[key] = self._coord_patches(space, x.device, torch.float32)
+        return coords
 
     def expected_shape(self, space: tuple[int, ...] | None = None) -> str:
         """Human-readable input shape, for error messages."""
@@ -141,12 +160,11 @@ class DPOT(PretrainedModel):
                 f"channel_mask must have shape (B={x.shape[0]}, C={cfg.in_channels}), "
                 f"got {tuple(channel_mask.shape)}"
             )
-        if not torch.compiler.is_compiling() and not bool(torch.isfinite(x).all()):
-            raise ValueError(f"DPOT input {tuple(x.shape)} contains NaN or Inf values")
 
-    def _pos_embed(self, grid: tuple[int, ...]) -> torch.Tensor:
-        """Positional embedding on `grid` as `(N, D)`; linearly interpolated when the grid is not native."""
-        pe = self.pos_embed
+    def _pos_embed(self, grid: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        """Positional embedding on `grid` as `(N, D)` in `dtype`; linearly interpolated when the grid is not
+        native."""
+        pe = self.pos_embed.to(dtype)
         if tuple(grid) != tuple(pe.shape[2:]):
             mode = ("linear", "bilinear", "trilinear")[self.config.ndim - 1]
             pe = F.interpolate(pe, size=tuple(grid), mode=mode, align_corners=False)
@@ -164,13 +182,24 @@ class DPOT(PretrainedModel):
             keep = channel_mask.to(torch.bool).view(b, *([1] * (nd + 1)), cfg.in_channels)
             x = torch.where(keep, x, 0.0 if cfg.channel_mask else 1.0)  # reference pads with 1.0
         conv0, conv1 = self.patch_embed.proj[0], self.patch_embed.proj[2]
-        w0 = conv0.matrix()  # (P^d * (C + nd + 1), E1), rows ordered (patch pixel, channel)
-        e1 = w0.shape[1]
-        w0 = w0.reshape(p**nd, cfg.in_channels + nd + 1, e1)
-        w_data = w0[:, : cfg.in_channels].reshape(-1, e1)
-        w_coord = w0[:, cfg.in_channels :].reshape(-1, e1)
-        coords = self.coord_patches if space == cfg.img_size else self._coord_patches(space).to(x)
-        hidden = patchify(x, p, nd) @ w_data + (coords @ w_coord + conv0.bias)  # (B, *grid, T, E1)
+        wd = torch.promote_types(self.pos_embed.dtype, torch.float32)  # fp32 (fp64 for a double model)
+        with fp32(x.device):  # the small batch-independent terms and the weight folding: never in bf16
+            w0 = conv0.matrix().to(wd)  # (P^d * (C + nd + 1), E1), rows ordered (patch pixel, channel)
+            e1 = w0.shape[1]
+            w0 = w0.reshape(p**nd, cfg.in_channels + nd + 1, e1)
+            w_data = w0[:, : cfg.in_channels].reshape(-1, e1)
+            w_coord = w0[:, cfg.in_channels :].reshape(-1, e1)
+            coord_term = self._coords(space, x).to(wd) @ w_coord + conv0.bias.to(wd)  # (*grid, T, E1)
+            # Fold 1x1 conv, pos_embed and temporal aggregation (all linear) into one matmul.
+            # Scaling the small (E1, D) matrix by the cosine basis avoids a (T, D, D) temporary.
+            basis, w_time = self.time_agg_layer.basis().to(wd), self.time_agg_layer.w.to(wd)  # (T,D), (T,D,D)
+            scaled = conv1.weight.flatten(1).t().unsqueeze(0).to(wd) * basis.unsqueeze(1)  # (T, E1, D)
+            w_fused = torch.bmm(scaled, w_time).reshape(t * e1, -1)  # (T*E1, D)
+            pe = self._pos_embed(grid, wd) + conv1.bias.to(wd)
+            # sum_t basis[t, i] w_time[t, i, j] as one batched matmul over i (an einsum made 2*D tiny copies)
+            agg = torch.bmm(basis.t().contiguous().unsqueeze(1), w_time.transpose(0, 1)).squeeze(1)  # (D, D)
+            const = pe @ agg  # (N, D)
+        hidden = patchify(x, p, nd) @ w_data.to(x.dtype) + coord_term.to(x.dtype)  # (B, *grid, T, E1)
         if cfg.channel_mask:
             mask = (
                 torch.ones(b, cfg.in_channels, device=x.device, dtype=x.dtype)
@@ -179,12 +208,7 @@ class DPOT(PretrainedModel):
             )
             hidden = hidden + (mask @ self.patch_embed.mask_proj).view(b, *([1] * (nd + 1)), e1)
         hidden = F.gelu(hidden)
-        # Fold 1x1 conv, pos_embed and temporal aggregation (all linear) into one matmul.
-        # Scaling the small (E1, D) matrix by the cosine basis avoids a (T, D, D) temporary.
-        basis, w_time = self.time_agg_layer.basis(), self.time_agg_layer.w  # (T, D), (T, D, D)
-        scaled = conv1.weight.flatten(1).t().unsqueeze(0) * basis.unsqueeze(1)  # (T, E1, D)
-        w_fused = torch.bmm(scaled, w_time).reshape(t * e1, -1)  # (T*E1, D)
-        const = (self._pos_embed(grid) + conv1.bias) @ torch.einsum("ti,tij->ij", basis, w_time)  # (N, D)
+        w_fused, const = w_fused.to(x.dtype), const.to(x.dtype)
         z = hidden.reshape(b, -1, t * e1) @ w_fused + const
         return z.reshape(b, *grid, -1)
 

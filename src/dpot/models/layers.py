@@ -8,6 +8,7 @@ fast on CPUs and easy for `torch.compile` to fuse.
 from __future__ import annotations
 
 import math
+from contextlib import AbstractContextManager
 
 import torch
 import torch.nn.functional as F
@@ -43,9 +44,18 @@ def unpatchify(x: torch.Tensor, patch: int, ndim: int, t: int, c: int) -> torch.
     return x.permute(perm).reshape(b, *(n * patch for n in grid), t, c)
 
 
-def coordinate_field(space: tuple[int, ...], t: int) -> torch.Tensor:
-    """`(*space, t, ndim+1)` coordinates: every space axis and window position on linspace(0, 1)."""
-    axes = [torch.linspace(0, 1, n) for n in (*space, t)]
+def fp32(device: torch.device) -> AbstractContextManager:
+    """Autocast off on `device`: the phase, basis and FFT computations run in fp32 inside it (bf16 keeps 8
+    mantissa bits, so e.g. a phase of 1000 would be off by up to 4 radians)."""
+    return torch.autocast(device.type, enabled=False)
+
+
+def coordinate_field(
+    space: tuple[int, ...], t: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """`(*space, t, ndim+1)` coordinates: every space axis and window position on linspace(0, 1), built
+    directly on `device` (no host-to-device copy)."""
+    axes = [torch.linspace(0, 1, n, device=device, dtype=dtype) for n in (*space, t)]
     return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
 
 
@@ -99,12 +109,15 @@ class PointwiseMLP(nn.Sequential):
 class GroupNormCL(nn.GroupNorm):
     """GroupNorm over (channel group, all space) for channels-last input.
 
-    Runs PyTorch's fused kernel on the channels-last view (no copy for 2D/3D); autocast keeps it in fp32.
+    Runs PyTorch's fused kernel on the channels-last view (no copy for 2D/3D), always in fp32: the statistics
+    are sums over whole groups (CPU autocast would otherwise run it in the input's bf16).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.group_norm(x.movedim(-1, 1), self.num_groups, self.weight, self.bias, self.eps)
-        return y.movedim(1, -1)
+        with fp32(x.device):
+            y = F.group_norm(x.movedim(-1, 1).float(), self.num_groups, self.weight.float(), self.bias.float(),
+                             self.eps)
+        return y.movedim(1, -1).to(x.dtype)
 
 
 class SpectralMixer(nn.Module):
@@ -168,7 +181,8 @@ class SpectralMixer(nn.Module):
         """`(B, *grid, D)` -> same shape: irfft(MLP(rfft(x))) + x."""
         dims = tuple(range(1, 1 + self.ndim))
         grid = x.shape[1 : 1 + self.ndim]
-        spec = torch.fft.rfftn(x.float(), dim=dims, norm="ortho")
+        with fp32(x.device):
+            spec = torch.fft.rfftn(x.float(), dim=dims, norm="ortho")
         kept = self._gather(spec)
         kshape = kept.shape
         h, b = self.n_blocks, self.block
@@ -179,7 +193,8 @@ class SpectralMixer(nn.Module):
         o = torch.baddbmm(b2, o, w2)
         out = torch.view_as_complex(o.float().transpose(0, 1).reshape(*kshape, 2).contiguous())
         out = self._scatter(out, tuple(grid))
-        y = torch.fft.irfftn(out, s=tuple(grid), dim=dims, norm="ortho")
+        with fp32(x.device):
+            y = torch.fft.irfftn(out, s=tuple(grid), dim=dims, norm="ortho")
         return y.to(x.dtype) + x
 
 
@@ -214,16 +229,18 @@ class TimeAggregator(nn.Module):
             self.gamma = nn.Parameter(2 ** torch.linspace(-10, 10, dim).unsqueeze(0))
 
     def basis(self) -> torch.Tensor:
-        """Per-(t, i) factor `(T, D)`: cos(gamma_i * tau_t) with tau = linspace(0, 1, T); ones for `mlp`."""
-        t = self.w.shape[0]
+        """Per-(t, i) factor `(T, D)` in fp32: cos(gamma_i * tau_t) with tau = linspace(0, 1, T); ones for
+        `mlp`. The phase is an fp32 outer product (gamma reaches 1024: in bf16 it is off by radians)."""
+        t, dev = self.w.shape[0], self.w.device
         if self.kind == "mlp":
-            return torch.ones(t, self.w.shape[1], device=self.w.device, dtype=self.w.dtype)
-        tau = torch.linspace(0, 1, t, device=self.w.device, dtype=self.w.dtype).unsqueeze(-1)
-        return torch.cos(tau @ self.gamma)
+            return torch.ones(t, self.w.shape[1], device=dev, dtype=torch.float32)
+        with fp32(dev):
+            tau = torch.linspace(0, 1, t, device=dev, dtype=torch.float32).unsqueeze(-1)
+            return torch.cos(tau * self.gamma.float())
 
     def weights(self) -> torch.Tensor:
-        """Effective `(T, D, D)` weights W[t, i, j] * basis[t, i]."""
-        return self.w * self.basis().unsqueeze(-1)
+        """Effective `(T, D, D)` weights W[t, i, j] * basis[t, i] (in the parameters' dtype)."""
+        return (self.w * self.basis().unsqueeze(-1)).to(self.w.dtype)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """`(..., T, D)` -> `(..., D)` as one matmul over (T, D)."""

@@ -33,10 +33,17 @@ REQUIRED = (
 
 
 def _one_line(exc: BaseException) -> str:
+    """The reason in torch.load's error, without its advice to load with `weights_only=False` (which would
+    run whatever code the file pickles)."""
     text = str(exc).strip()
-    match = re.search(r"(unsupported global[^\n]*)", text, flags=re.IGNORECASE)
+    match = re.search(r"unsupported (?:global: )?GLOBAL (\S+)", text, flags=re.IGNORECASE)
     if match:  # weights_only refused a pickled class or function
-        return match.group(1).strip().rstrip(".")
+        return f"unsupported global {match.group(1)}: refused for safety"
+    if "Weights only load failed" in text:
+        reasons = [line.split("error:")[-1].strip() for line in text.splitlines()
+                   if line.strip() and not re.search(r"weights_only|torch\.load|trust", line)]
+        reason = next((r for r in reasons if r), "unknown content")
+        return f"not a tensor-only PyTorch file: {reason.rstrip('.')}"
     return (text.splitlines() or [type(exc).__name__])[0][:200]
 
 
@@ -44,7 +51,7 @@ def load_reference_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor
     """Safely read a reference `.pth`: `(state dict without 'module.', args dict, dropped entry names)`."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise DpotError(f"{path}: no such file")
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             obj = torch.load(path, map_location="cpu", weights_only=True)

@@ -196,22 +196,35 @@ def integrate(w0: torch.Tensor, frames: int, dt: float, eta: float, zeta: float,
         t_out = fi * dt
         for attempt in range(_MAX_RETRIES + 1):
             q_start, t_start = q.clone(), t.clone()
+            # Sub-steps read nothing back to the host: the clocks stay on the device and the steps left per
+            # trajectory are read once per run of steps (the fewest any unfinished one still needs), which
+            # also re-selects the unfinished subset.
+            left = (t < t_out - 1e-9 * dt).double()  # estimated steps left; > 0 while unfinished
             while True:
-                idx = torch.nonzero(t < t_out - 1e-9 * dt).flatten()
-                if idx.numel() == 0:
+                flags = left.tolist()
+                todo = [i for i, v in enumerate(flags) if v > 0]
+                if not todo:
                     break
-                full = idx.numel() == b
-                qa = q if full else q[idx]
-                smax = _max_speed(qa, gamma).to(torch.float64)
-                smax = torch.nan_to_num(smax, nan=1.0, posinf=1.0).clamp_min(1e-12)
-                h = torch.minimum(cfl_b[idx] * dx / smax, t_out - t[idx])
-                qn = _advance(qa, h.to(dtype), dx, gamma, eta, zeta, k2, kx, ky)
-                steps += 1
-                if full:
-                    q = qn
-                else:
-                    q[idx] = qn
-                t[idx] = t[idx] + h
+                run = max(1, math.ceil(min(flags[i] for i in todo) - 1e-6))
+                full = len(todo) == b
+                idx = None if full else torch.tensor(todo, device=dev)
+                cfl_a = cfl_b if full else cfl_b[idx]
+                for _ in range(run):
+                    qa, ta = (q, t) if full else (q[idx], t[idx])
+                    smax = _max_speed(qa, gamma).to(torch.float64)
+                    smax = torch.nan_to_num(smax, nan=1.0, posinf=1.0).clamp_min(1e-12)
+                    h_cfl = cfl_a * dx / smax
+                    h = torch.minimum(h_cfl, t_out - ta).clamp_min(0.0)  # 0 once done: state kept as is
+                    qn = _advance(qa, h.to(dtype), dx, gamma, eta, zeta, k2, kx, ky)
+                    qn = torch.where((h > 0).view(-1, 1, 1, 1), qn, qa)
+                    steps += 1
+                    if full:
+                        q, t = qn, ta + h
+                    else:
+                        q[idx], t[idx] = qn, ta + h
+                rest = t_out - (t if full else t[idx])
+                n_left = torch.where(rest > 1e-9 * dt, rest / h_cfl, torch.zeros_like(rest))
+                left = n_left if full else torch.zeros_like(left).index_copy(0, idx, n_left)
             bad = ~(torch.isfinite(q).flatten(1).all(1) & (q[:, 0].flatten(1).amin(1) > 0)
                     & (_prim(q, gamma)[:, 3].flatten(1).amin(1) > 0))
             if not bool(bad.any()):

@@ -68,8 +68,9 @@ def integrate(
         jac = torch.clamp(3 * u_max**2 + 1, min=30.0) if reaction else torch.zeros_like(u_max)
         n_sub = torch.ceil(dt * (8 * max(du, dv) / dx**2 + jac) / 2.0).clamp(min=1)
         h_traj = (dt / n_sub).to(device=y.device, dtype=y.dtype).reshape(-1, 1, 1, 1)
+        n_dev = n_sub.to(y.device).reshape(-1, 1, 1, 1)  # copied once per frame; sub-steps read nothing back
         for i in range(int(n_sub.max())):
-            h = torch.where((i < n_sub).to(y.device).reshape(-1, 1, 1, 1), h_traj, torch.zeros_like(h_traj))
+            h = torch.where(n_dev > i, h_traj, torch.zeros_like(h_traj))
             y = rk4(y, h, lambda s: fhn_rhs(s, dx, du, dv, k, reaction))
         check_finite(y, name, start, f * dt)
         out.append(y)

@@ -7,6 +7,8 @@ the conserved variables with the MC limiter, HLL flux, SSP-RK2, CFL step per tra
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -33,9 +35,15 @@ def _flux_x(q: torch.Tensor, g: float) -> torch.Tensor:
     return torch.stack((hu, hu * u + 0.5 * g * h * h, hv * u), dim=1)
 
 
+@functools.lru_cache(maxsize=8)
+def _mirror(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Sign flips of (h, hu, hv) at a reflective wall, `(1, 3, 1, 1)`: built once per device, not per step."""
+    return torch.tensor([1.0, -1.0, 1.0], dtype=dtype, device=device).reshape(1, 3, 1, 1)
+
+
 def _divergence_x(q: torch.Tensor, dx: float, g: float) -> torch.Tensor:
     """-(F_{i+1/2} - F_{i-1/2}) / dx along dim -2 for `(B, 3, N, M)` with reflective walls at both ends."""
-    mirror = torch.tensor([1.0, -1.0, 1.0], dtype=q.dtype, device=q.device).reshape(1, 3, 1, 1)
+    mirror = _mirror(q.dtype, q.device)
     lo = q[..., :2, :].flip(-2) * mirror  # ghost cells -2, -1 mirror cells 1, 0
     hi = q[..., -2:, :].flip(-2) * mirror  # ghost cells n, n+1 mirror cells n-1, n-2
     p = torch.cat((lo, q, hi), dim=-2)

@@ -37,7 +37,9 @@ class DataConfig:
     balanced: bool = True  # p(sample of dataset k) ∝ w_k/|D_k| (the paper); false = uniform over samples
     t_in: int = num(10, ge=1)
     stride: int = num(1, ge=1)  # time stride between frames of a window
-    resolution: list[int] | None = None  # common grid; null = the datasets' own (must then agree)
+    # [H, W]: resample all to one grid; null: the datasets' own (must then agree); native: each keeps its own
+    # grid, batches are drawn one grid at a time (one spatial dimension per mixture)
+    resolution: list[int] | Literal["native"] | None = None
     resample: Literal["bilinear", "fft"] = "bilinear"
     n_channels: int | None = num(None, ge=1, null="the widest dataset")  # pad to this many channels
     n_trajectories: int | None = num(None, ge=1, null="all")  # only the first N training trajectories of each

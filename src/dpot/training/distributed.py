@@ -38,9 +38,9 @@ def setup(device: str = "auto") -> DistEnv:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    from dpot.evaluation.evaluate import pick_device
+
+    dev = pick_device(device, "train.device")
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local % max(torch.cuda.device_count(), 1))
         torch.cuda.set_device(dev)

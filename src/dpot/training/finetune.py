@@ -155,6 +155,7 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, stop_at: float | Non
     from dpot.data.format import dataset_dirs, open_split
     from dpot.data.mixture import Mixture
     from dpot.data.normalize import checkpoint_normalizer, dataset_normalizer, trained_standardised
+    from dpot.data.stats import require_finite
     from dpot.data.windows import TrajectoryDataset, WindowDataset
     from dpot.models import load_model
     from dpot.models.checkpoint import read_checkpoint_config
@@ -174,6 +175,7 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, stop_at: float | Non
     if len(dirs) != 1:
         raise DpotError(f"--data {cfg.data.path} holds {len(dirs)} datasets; fine-tune on one: --data {dirs[0]}")
     ddir = dirs[0]
+    require_finite([ddir], ("train", cfg.train.eval_split))
     if resume:  # the adapted architecture; the Trainer loads its weights and state
         model = load_model(run_dir / "checkpoint")
         src_meta = read_checkpoint_config(run_dir / "checkpoint")
@@ -257,7 +259,9 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, stop_at: float | Non
         f"{n_train:,} of {sum(p.numel() for p in model.parameters()):,} parameters train; "
         f"{window.n_trajectories} trajectories, {len(window)} windows"
     )
-    return trainer.fit(resume=resume, stop_at=stop_at)
+    from dpot.training.runlock import locked_fit
+
+    return locked_fit(trainer, resume=resume, stop_at=stop_at)
 
 
 def finetune(config: FinetuneConfig, resume: bool = False) -> Path:

@@ -12,8 +12,10 @@ import torch
 
 from dpot.config import find_preset, load_config, to_dict
 from dpot.data.format import dataset_dirs, open_split
+from dpot.data.stats import require_finite
 from dpot.errors import DpotError
 from dpot.training.config import DataConfig, PretrainConfig
+from dpot.training.runlock import locked_fit
 from dpot.training.trainer import FitResult, Trainer
 
 
@@ -54,11 +56,13 @@ def build_mixture(cfg: PretrainConfig, dirs: list[Path], t_ar: int):
     weights = [float(d.weights.get(p.name, 1.0)) for p in dirs]
     return Mixture.from_dirs(dirs, weights=weights, n_channels=d.n_channels, split="train", t_in=d.t_in,
                              t_ar=t_ar, stride=d.stride, resolution=_resolution(d), resample=d.resample,
-                             n_trajectories=d.n_trajectories, normalize=d.normalize)
+                             n_trajectories=d.n_trajectories, normalize=d.normalize,
+                             mixed_grids=d.resolution == "native")
 
 
 def _resolution(d: DataConfig) -> Any:
-    if d.resolution is None:
+    """The `resolution` argument of the datasets: None keeps their own grid (also in native mode)."""
+    if d.resolution is None or d.resolution == "native":
         return None
     return d.resolution[0] if len(d.resolution) == 1 else tuple(d.resolution)
 
@@ -68,14 +72,23 @@ def build_model(cfg: PretrainConfig, mixture) -> torch.nn.Module:
     dataset); `cfg.model.options` override any field."""
     from dpot.models import DPOT
 
-    first = mixture.datasets[0]
-    shape = tuple(first.space_shape)
+    shapes = [tuple(d.space_shape) for d in mixture.datasets]
+    shape = shapes[0]
     fitted = dict(ndim=len(shape), img_size=list(shape), in_channels=mixture.n_channels,
                   out_channels=mixture.n_channels, in_timesteps=cfg.data.t_in, n_cls=len(mixture.datasets))
+    if cfg.data.resolution == "native":  # positional embedding on the finest grid, interpolated to the others
+        fitted.update(img_size=[max(s) for s in zip(*shapes)], interpolate_pos_embed=True)
     try:
-        return DPOT.from_preset(cfg.model.preset, **{**fitted, **cfg.model.options})
+        model = DPOT.from_preset(cfg.model.preset, **{**fitted, **cfg.model.options})
     except DpotError as exc:
         raise DpotError(f"model: {exc}") from None
+    p = model.config.patch_size
+    odd = [f"{d.name} {'x'.join(map(str, d.space_shape))}" for d in mixture.datasets
+           if any(n % p for n in d.space_shape)]
+    if cfg.data.resolution == "native" and odd:
+        raise DpotError(f"data.resolution=native: grids {', '.join(odd)} are not divisible by the model's "
+                        f"patch_size={p}; resample them (data.resolution=[...]) or pick another patch size")
+    return model
 
 
 def build_eval_sets(cfg: PretrainConfig, mixture) -> list:
@@ -145,6 +158,7 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False, stop_at: float | Non
     if cfg.optim.schedule_steps is None:  # fix the schedule length now so that resumed runs keep it
         cfg = replace(cfg, optim=replace(cfg.optim, schedule_steps=cfg.train.max_steps))
     dirs = select_datasets(cfg.data)
+    require_finite(dirs, ("train", cfg.train.eval_split))
     out_t = int(cfg.model.options.get("out_timesteps", 1))
     mixture = build_mixture(cfg, dirs, t_ar=cfg.train.t_ar * out_t)
     torch.manual_seed(cfg.train.seed)
@@ -154,7 +168,7 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False, stop_at: float | Non
     trainer = Trainer(model, mixture, cfg.train, cfg.optim, run_dir, config=to_dict(cfg),
                       eval_sets=build_eval_sets(cfg, mixture), extra=extra, balanced=cfg.data.balanced,
                       num_workers=cfg.data.num_workers)
-    return trainer.fit(resume=resume, stop_at=stop_at)
+    return locked_fit(trainer, resume=resume, stop_at=stop_at)
 
 
 def pretrain(config: PretrainConfig, resume: bool = False) -> Path:

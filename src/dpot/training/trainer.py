@@ -32,6 +32,7 @@ from dpot.evaluation.metrics import l2re, relative_l2_loss
 from dpot.training import distributed as D
 from dpot.training.checkpoint import find_checkpoint, load_training_state, load_weights, save_checkpoint
 from dpot.training.config import OptimConfig, TrainConfig
+from dpot.training.diagnose import blame_config, describe_bad_samples
 from dpot.training.logs import IntervalStats, RunLog
 from dpot.training.noise import add_noise
 from dpot.training.optim import apply_schedule, build_optimizer
@@ -96,7 +97,8 @@ class Trainer:
         self.noise_gen = torch.Generator(device=dev)
         self.noise_gen.manual_seed(cfg.seed * 7919 + self.env.rank)
         self.sampler = BalancedSampler(self.mixture, seed=cfg.seed, balanced=self.balanced,
-                                       rank=self.env.rank, world_size=self.env.world_size)
+                                       rank=self.env.rank, world_size=self.env.world_size,
+                                       group=cfg.batch_size)
         self.skipped: list[int] = []  # steps skipped for a non-finite loss or gradient (kept in checkpoints)
         self.bad_run = 0  # skipped steps in a row (see `_count_bad`)
         if ckpt is not None:
@@ -248,6 +250,7 @@ class Trainer:
         A non-finite loss (on any rank) or gradient skips the step; `max_bad_steps` in a row stop the run."""
         cfg = self.cfg
         stats.begin_step()
+        step_batches = []  # (batch, per-sample loss) of this step, to name the culprits of a skipped step
         self.optimizer.zero_grad(set_to_none=True)
         ddp = isinstance(self.engine, nn.parallel.DistributedDataParallel)
         for micro in range(cfg.grad_accum):
@@ -261,6 +264,7 @@ class Trainer:
                     loss = loss + cfg.cls_weight * cls_loss
                 (loss / cfg.grad_accum).backward()
             stats.add_batch(per_sample, batch["dataset"], loss)
+            step_batches.append((batch, per_sample.detach()))
         # one all-reduce tells every rank whether any rank's loss diverged or got a stop signal
         stop = torch.tensor(float(self._stop is not None), dtype=torch.float64, device=self.env.device)
         flags = D.all_reduce_sum(torch.stack([(~torch.isfinite(stats.step_loss_sum())).double(), stop]))
@@ -276,14 +280,22 @@ class Trainer:
             self._count_bad(None)
         else:
             self.optimizer.zero_grad(set_to_none=True)
-            where = (", ".join(sorted(stats.bad_datasets())) or "another rank's batch") if not loss_ok else "(gradient)"
-            self._count_bad(where)
+            grad_blame = f"the gradient: {blame_config(cfg, self.ocfg)}"
+            self._count_bad(self._blame(step_batches) if not loss_ok else grad_blame)
         stats.end_step(ok, cfg.grad_accum, cfg.batch_size * cfg.grad_accum * self.env.world_size)
         return ok
 
+    def _blame(self, step_batches) -> str:
+        """The samples of a skipped step whose loss is not finite: dataset, file, trajectory, window and cause."""
+        where = []
+        for batch, per_sample in step_batches:
+            bad = ~torch.isfinite(per_sample.cpu())
+            where += describe_bad_samples(batch, bad, self.mixture.datasets, self.cfg, self.ocfg)
+        return "; ".join(where) or "another rank's batch"
+
     def _count_bad(self, where: str | None) -> None:
         """The one place that tracks skipped steps: `where` None = the step was applied; else record the skip
-        (`where` = the datasets or "(gradient)") and stop the run after `max_bad_steps` in a row."""
+        (`where` = the culprit samples or the gradient) and stop the run after `max_bad_steps` in a row."""
         if where is None:
             self.bad_run = 0
             return

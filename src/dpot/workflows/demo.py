@@ -121,7 +121,8 @@ def run_demo(
     from dpot.machine import machine_info
     from dpot.models import load_model
     from dpot.models.baselines import LastFrame
-    from dpot.training.finetune import FinetuneDataConfig, task_shape
+    from dpot.training.config import FinetuneDataConfig
+    from dpot.training.finetune import task_shape
 
     t_start = time.perf_counter()
     plan = load_config(DemoPlan, config, overrides)
