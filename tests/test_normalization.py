@@ -15,6 +15,7 @@ import dpot
 from dpot.cli import main
 from dpot.data.format import DatasetMeta, write_split
 from dpot.data.normalize import REL_FLOOR, ChannelNorm, Normalizer, channel_affine
+from dpot.errors import DpotError
 from dpot.models import DPOT
 
 QUIET = ["train.progress=false", "train.log_every=1", "train.eval_steps=2"]
@@ -164,6 +165,12 @@ def test_evaluation_only_dataset_uses_the_checkpoint_statistics(data, tuned, tmp
     assert res["resolution"] == [32, 32] and res["l2re"] < 1.0
     assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(data / "fine"), "--out", str(tmp_path / "x"),
                  "--set", "embed_dim=64"]) == 2  # would change the weights: one line
+    two = tmp_path / "two" / "phys_uv"  # other channels: the checkpoint's statistics do not apply
+    write_split(two / "test.h5", _meta("phys_uv", ["u", "v"]), fields=waves(1, 16, 5)[..., 1:])
+    from dpot.evaluation.evaluate import normalizer_for
+
+    with pytest.raises(DpotError, match="has 2 channels but the checkpoint was trained on standardised 'phys'"):
+        normalizer_for(ckpt, two)
 
 
 def test_auto_leaves_order_one_data_raw_and_mixtures_per_dataset(data, tmp_path):

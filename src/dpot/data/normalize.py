@@ -171,18 +171,26 @@ def checkpoint_normalizer(meta: dict[str, Any], dataset_dir: str | os.PathLike |
     stats = meta.get("normalization") or {}
     if not stats:
         return None
-    if dataset is None and dataset_dir is not None:
+    channels = None
+    if dataset_dir is not None:
         from dpot.data.format import open_split
 
         split = next(s for s in ("train", "val", "test") if (Path(dataset_dir) / f"{s}.h5").is_file())
-        dataset = open_split(dataset_dir, split).meta.name
+        ds_meta = open_split(dataset_dir, split).meta
+        dataset, channels = dataset or ds_meta.name, ds_meta.channels
     if dataset in stats:
         return Normalizer.from_dict(stats[dataset])
     trained = [d["name"] for d in meta.get("data") or []]
     if dataset in trained:
         return None
     if len(stats) == 1 and len(trained) <= 1:
-        return Normalizer.from_dict(next(iter(stats.values())))
+        (name, entry), = stats.items()
+        norm = Normalizer.from_dict(entry)
+        if channels is not None and len(channels) != len(norm.output.channels):
+            raise DpotError(f"dataset {dataset!r} has {len(channels)} channels but the checkpoint was trained on "
+                            f"standardised {name!r} with {len(norm.output.channels)} "
+                            f"({', '.join(norm.output.channels)}); its statistics do not apply")
+        return norm
     if dataset_dir is None:
         raise DpotError(f"the checkpoint holds normalisation statistics for {', '.join(sorted(stats))}; "
                         "choose one with --dataset NAME")
