@@ -148,6 +148,10 @@ def test_rollouts_come_back_in_physical_units(data, tuned, tmp_path):
     with torch.no_grad():
         py = dpot.rollout(model, hist, 3, normalizer=dpot.load_normalizer(ckpt)).movedim(-2, 1).numpy()
     np.testing.assert_allclose(py, pred, rtol=1e-5, atol=1e-9)
+    assert main(["rollout", "--checkpoint", str(ckpt), "--input", str(tmp_path / "hist.npy"), "--layout",
+                 "n t x y c", "--steps", "3", "--out", str(tmp_path / "pred2.npy"), "--set",
+                 "interpolate_pos_embed=true"]) == 0  # a load-time option; same grid, same answer
+    np.testing.assert_allclose(np.load(tmp_path / "pred2.npy"), pred, rtol=1e-5, atol=1e-9)
     # evaluate's snapshots are physical too
     from dpot.evaluation.evaluate import evaluate_model, normalizer_for
 
