@@ -64,7 +64,7 @@ def make_corpus(root: Path) -> Path:
 def _config(corpus: Path, out: Path, resolution: str, steps: int):
     from dpot.training import load_pretrain_config
 
-    return load_pretrain_config(ROOT / "configs" / "pretrain" / "demo.yaml", [
+    return load_pretrain_config("demo", [
         f"data.root={corpus}", f"data.datasets=[{','.join(DATASETS)}]", f"data.t_in={T_IN}",
         f"data.resolution={resolution}", f"train.max_steps={steps}", f"optim.schedule_steps={steps}",
         "optim.warmup=0.05", f"train.batch_size={BATCH}", f"train.log_every={max(1, steps // 10)}",

@@ -20,7 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("finetune", "fine-tune a checkpoint on one task"),
     "evaluate": ("evaluate", "roll out a checkpoint on datasets: metrics JSON/CSV, plots, report"),
     "rollout": ("rollout", "predict a trajectory from your own history"),
-    "import-checkpoint": ("import_checkpoint", "convert a released DPOT reference checkpoint (.pth)"),
+    "import-checkpoint": ("import_checkpoint", "convert a released DPOT reference checkpoint (.pth or hf://)"),
+    "export": ("export", "merge a LoRA adapter into its base: a plain checkpoint (--merge ADAPTER_DIR)"),
     "demo": ("demo", "the main job: generate, pre-train, evaluate, fine-tune, compare, report"),
 }
 

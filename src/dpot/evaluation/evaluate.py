@@ -48,7 +48,7 @@ def pick_device(device: str = "auto", option: str = "--device") -> torch.device:
 def _model_grid(model: nn.Module, native: tuple[int, ...]) -> tuple[int, ...] | None:
     """The grid to evaluate on: None (native) unless a DPOT is tied to another grid (then its own)."""
     cfg = model.config
-    if getattr(model, "model_type", "") != "dpot" or tuple(cfg.img_size) == tuple(native):
+    if getattr(model, "architecture", "") != "dpot" or tuple(cfg.img_size) == tuple(native):
         return None
     if cfg.interpolate_pos_embed and not any(s % cfg.patch_size for s in native):
         return None

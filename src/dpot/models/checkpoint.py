@@ -27,6 +27,7 @@ WEIGHTS_FILE = "model.safetensors"
 MODEL_TYPES: dict[str, Any] = {
     "dpot": "dpot.models.dpot:DPOT",
     "fno": "dpot.models.fno_baseline:FNOBaseline",
+    "dpot-lora": "dpot.models.lora:LoraDPOT",  # a LoRA adapter folder: loads its base checkpoint + the adapter
 }
 
 
@@ -47,6 +48,11 @@ class PretrainedModel(nn.Module):
 
     model_type: ClassVar[str]
     config_class: ClassVar[type]
+
+    @property
+    def architecture(self) -> str:
+        """The network family the weights belong to (a LoRA-wrapped DPOT is still a "dpot")."""
+        return self.model_type
 
     def reset_buffers(self) -> None:
         """(Re)build non-persistent buffers after weights were loaded into a model built on `meta` (none here)."""

@@ -4,7 +4,7 @@ network) and `FNOConfig` (the FNO baseline; its size part `FNOSize` is also the 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dpot.config import check_fields, from_dict, num
@@ -159,3 +159,23 @@ class FNOConfig(FNOSize):
     def from_dict(cls, d: dict[str, Any]) -> FNOConfig:
         """Inverse of `to_dict`, through the typed strict loader."""
         return from_dict(cls, d)
+
+
+@dataclass
+class LoraConfig:
+    """`finetune.lora.*`: rank, scale, which weights get a low-rank update, and whether the spectral ones do."""
+
+    rank: int = num(8, ge=1)
+    alpha: float | None = num(None, gt=0, null="scale 1")  # update scale = alpha / rank; null = rank (scale 1)
+    targets: list[str] = field(
+        default_factory=lambda: ["blocks.*.mlp.*.weight", "patch_embed.proj.*.weight", "out_layer.*.weight"]
+    )  # parameter-name globs (1-D matches such as biases are skipped); e.g. add time_agg_layer.w
+    spectral: bool = True  # also blocks.*.filter.w1/w2 (complex low-rank per block)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    @property
+    def scale(self) -> float:
+        """The update's scale, alpha / rank."""
+        return (self.rank if self.alpha is None else float(self.alpha)) / self.rank

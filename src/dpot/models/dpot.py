@@ -12,6 +12,7 @@ instead of a `(T*D, D)` contraction on every token (15x fewer flops there for Ti
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from dpot.errors import DpotError
 from dpot.models.checkpoint import PretrainedModel
 from dpot.models.config import DPOTConfig
 from dpot.models.layers import (
@@ -96,6 +98,20 @@ class DPOT(PretrainedModel):
         from dpot.models.presets import preset_config
 
         return cls(preset_config(name, **overrides))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu",
+                        **overrides: Any) -> DPOT:
+        """A checkpoint folder (see `PretrainedModel.from_pretrained`), or a released reference checkpoint by
+        name, `hf://hzk17/DPOT/model_Ti.pth[@REVISION]` (needs `dpot[hub]`)."""
+        from dpot.models.hub import is_hub_uri, model_from_hub
+
+        if is_hub_uri(directory):
+            if overrides:
+                raise DpotError(f"{directory}: load-time overrides need a local checkpoint; run "
+                                f"`dpot import-checkpoint {directory} --out DIR`, then from_pretrained(DIR, ...)")
+            return model_from_hub(str(directory), map_location=map_location)
+        return super().from_pretrained(directory, map_location, **overrides)
 
     def num_parameters(self) -> int:
         """Number of parameters (works on the meta device)."""

@@ -163,8 +163,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def import_reference_checkpoint(path: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """Convert a reference `.pth` into a dpot checkpoint folder `out` (written atomically as a whole)."""
+def import_reference_checkpoint(path: str | os.PathLike, out: str | os.PathLike, origin: dict | None = None) -> Path:
+    """Convert a reference `.pth` into a dpot checkpoint folder `out` (written atomically as a whole);
+    `origin` adds where the file came from (e.g. its Hugging Face repo and commit) to the `source` record."""
     from dpot.io import atomic_path
     from dpot.models.checkpoint import write_checkpoint
 
@@ -179,6 +180,7 @@ def import_reference_checkpoint(path: str | os.PathLike, out: str | os.PathLike)
         "sha256": _sha256(path),
         "dropped": dropped,
         "reference_args": args,
+        **(origin or {}),
     }
     with atomic_path(out) as tmp:
         write_checkpoint(tmp, "dpot", config.to_dict(), state, extra={"source": source})

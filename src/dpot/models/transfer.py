@@ -111,7 +111,7 @@ def transfer_weights(
                 copied.append(name)
             elif (
                 channels == "widen"
-                and getattr(dst, "model_type", "") == "dpot"
+                and getattr(dst, "architecture", "") == "dpot"
                 and _widen_dpot(name, d, s, s_cfg, d_cfg)
             ):
                 log.append(f"{name}: widened {list(s.shape)} -> {list(d.shape)}")

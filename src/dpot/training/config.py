@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from dpot.config import check_fields, num
 from dpot.errors import DpotError
-from dpot.models.config import FNOSize
+from dpot.models.config import FNOSize, LoraConfig
 
 
 @dataclass
@@ -156,6 +156,8 @@ class AdaptConfig:
     # layer-wise LR: block i of L gets lr·decay^(L-i), the embeddings lr·decay^(L+1)
     layer_decay: float = num(1.0, gt=0, le=1)
     lr_scale: dict[str, float] = field(default_factory=dict)  # extra LR factor per name prefix or alias
+    method: Literal["full", "lora"] = "full"  # lora: low-rank updates only, saved as an adapter (models/lora.py)
+    lora: LoraConfig = field(default_factory=LoraConfig)
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -191,6 +191,11 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, stop_at: float | Non
         task = task_shape(ddir, cfg.data, src.config.in_timesteps if src is not None else 10)
         torch.manual_seed(cfg.train.seed)
         model, log = adapt_model(src, task, cfg)
+    if cfg.finetune.method == "lora" and not resume:  # only the adapter trains and is saved
+        from dpot.models.lora import attach
+
+        model = attach(model, src if cfg.model == "pretrained" else None, cfg.init, cfg.finetune.lora)
+        log.append(f"LoRA rank {cfg.finetune.lora.rank} on {len(model.lora_record['targets'])} weights")
     mcfg = model.config
     if resume:  # exactly the statistics the run started with
         norm = checkpoint_normalizer(src_meta, ddir)

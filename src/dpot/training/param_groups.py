@@ -29,7 +29,7 @@ HEADS = ("embedding", "head")  # what `heads_only_steps` trains first
 
 def _prefixes(model: nn.Module, names: list[str] | tuple[str, ...]) -> list[str]:
     """Parameter-name prefixes for `names` (aliases expanded); a name that matches nothing is an error."""
-    aliases = ALIASES.get(getattr(model, "model_type", ""), {})
+    aliases = ALIASES.get(getattr(model, "architecture", ""), {})
     params = [n for n, _ in model.named_parameters()]
     out = []
     for name in names:
@@ -51,7 +51,7 @@ def param_groups(model: nn.Module, cfg: AdaptConfig, lr: float) -> list[dict[str
     """Optimiser groups: frozen parameters left out; layer-wise decay and `lr_scale` factors applied."""
     frozen = _prefixes(model, cfg.freeze) if cfg.freeze else []
     scales = [(_prefixes(model, [k]), float(v)) for k, v in cfg.lr_scale.items()]
-    depth = len(getattr(model, "blocks", [])) if getattr(model, "model_type", "") == "dpot" else 0
+    depth = len(getattr(model, "blocks", [])) if getattr(model, "architecture", "") == "dpot" else 0
     groups: dict[float, list[str]] = {}
     for name, p in model.named_parameters():
         if _matches(name, frozen):
