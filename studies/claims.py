@@ -185,14 +185,13 @@ def _job_dict(job: Job) -> dict[str, Any]:
 
 
 def _evaluate(ckpt: Path, datasets: list[Path], n_test: int) -> dict[str, Any]:
-    from dpot.evaluation.evaluate import evaluate_model, trained_with_normalization
+    from dpot.evaluation.evaluate import evaluate_model, normalizer_for
     from dpot.models import load_model
 
     model = load_model(ckpt)
-    norm = trained_with_normalization(ckpt)
     out = {}
     for d in datasets:
-        m, _ = evaluate_model(model, d, split="test", n_trajectories=n_test, normalize=norm)
+        m, _ = evaluate_model(model, d, split="test", n_trajectories=n_test, normalizer=normalizer_for(ckpt, d))
         steps = m["l2re_per_step"]
         out[d.name] = {"rollout": m["l2re"], "one_step": steps[0], "last_step": steps[-1], "steps": m["steps"],
                        "per_step": steps}

@@ -187,3 +187,13 @@ def test_fno_without_neuraloperator_is_one_line(tiny, run, tmp_path, capsys, mon
                             str(tiny / "diffusion_reaction_2d"), "--out", str(tmp_path / "fno"), "model=fno", *QUIET],
                    "pip install 'dpot[baselines]'")
     assert not (tmp_path / "fno" / "checkpoint").exists()
+
+
+def test_generated_corpus_stays_raw_under_the_default_normalisation(tiny):
+    """`data.normalize=auto` leaves every generated dataset raw (O(1) channels), so runs on the generated corpus
+    (the demo, the claims study in docs/results.md) train exactly as with the reference's raw values."""
+    from dpot.data.format import dataset_dirs
+    from dpot.data.normalize import dataset_normalizer
+
+    dirs = dataset_dirs(tiny)
+    assert len(dirs) == 9 and all(dataset_normalizer(d, "auto") is None for d in dirs)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from dpot.data.format import DatasetMeta, write_split
+from dpot.data.normalize import Normalizer
 from dpot.evaluation.evaluate import evaluate_model
 from dpot.models.baselines import LastFrame
 from dpot.models.fno_baseline import FNOConfig
@@ -62,12 +63,12 @@ def test_repeat_last_frame_scores_the_hand_computed_l2re(linear):
 
 
 def test_normalised_model_is_scored_in_physical_units(linear):
-    # with normalize=True the model sees standardised channels and its output is mapped back before scoring;
+    # with the dataset's normaliser the model sees standardised channels and its output is mapped back before scoring;
     # both models commute with the affine map, so the scores equal the physical-unit ones above (scored in
     # standardised units, repeat-last-frame would give a different L2RE, since the mean is not zero)
-    oracle, _ = evaluate_model(LinearExtrapolation(), linear, normalize=True)
+    oracle, _ = evaluate_model(LinearExtrapolation(), linear, normalizer=Normalizer.from_dataset(linear))
     assert oracle["l2re"] == pytest.approx(0.0, abs=1e-6)
-    last, snap = evaluate_model(LastFrame(CONFIG), linear, normalize=True)
+    last, snap = evaluate_model(LastFrame(CONFIG), linear, normalizer=Normalizer.from_dataset(linear))
     assert last["l2re"] == pytest.approx(math.sqrt(5) / 5 / 2, rel=1e-5)
     np.testing.assert_allclose(snap.truth[..., 0], [[3, 4], [6, 8], [9, 12], [12, 16]], rtol=1e-5)
     np.testing.assert_allclose(snap.pred[..., 0], [[2, 2], [4, 4], [6, 6], [8, 8]], rtol=1e-5)

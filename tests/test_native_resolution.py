@@ -14,7 +14,6 @@ import torch
 from dpot.data import BalancedSampler, DatasetMeta, Mixture, write_split
 from dpot.errors import DpotError
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = "tiny"  # the packaged preset
 QUICK = ["train.eval_trajectories=1", "train.eval_steps=2", "train.log_every=1", "train.batch_size=4",
          "data.resolution=native"]

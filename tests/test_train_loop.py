@@ -211,7 +211,7 @@ def test_repeated_nan_stops_with_step_and_dataset(tmp_path, capsys):
     write_split(tmp_path / "data" / "blowup" / "train.h5", meta,
                 fields=np.full((2, 8, 16, 16, 1), 3e38, dtype=np.float32))
     code = pretrain("--config", TINY, "--out", tmp_path / "run", f"data.root={tmp_path / 'data'}",
-                    "train.noise=0", "train.max_bad_steps=2", "train.max_steps=5")
+                    "train.noise=0", "train.max_bad_steps=2", "train.max_steps=5", "data.normalize=false")
     err = capsys.readouterr().err
     assert code == 2
     assert "step 1: non-finite loss on blowup (" in err and "train.h5 trajectory " in err

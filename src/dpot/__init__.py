@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["DPOT", "DPOTConfig", "load_model", "rollout", "__version__"]
+__all__ = ["DPOT", "DPOTConfig", "Normalizer", "load_model", "load_normalizer", "rollout", "__version__"]
 
 
 def __getattr__(name: str):
@@ -11,4 +11,8 @@ def __getattr__(name: str):
         import dpot.models
 
         return getattr(dpot.models, name)
+    if name in ("Normalizer", "load_normalizer"):
+        import dpot.data.normalize
+
+        return getattr(dpot.data.normalize, name)
     raise AttributeError(f"module 'dpot' has no attribute {name!r}")

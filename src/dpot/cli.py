@@ -13,7 +13,8 @@ from dpot.io import prune_empty_dirs
 # name -> (module in dpot.commands, one-line help). Each module defines add_arguments(parser) and run(args).
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("generate", "run the built-in PDE solvers and write canonical datasets"),
-    "convert": ("convert", "import a public dataset (fno-mat, pdebench, pdearena, the-well, cfdbench, arrays)"),
+    "convert": ("convert", "import a public dataset (fno-mat, pdebench, pdearena, the-well, cfdbench, neuralop, "
+                "dpot-ref, arrays)"),
     "info": ("info", "describe a dataset folder or a checkpoint"),
     "pretrain": ("pretrain", "auto-regressive denoising pre-training on a dataset mixture"),
     "finetune": ("finetune", "fine-tune a checkpoint on one task"),

@@ -34,10 +34,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="auto", help="cpu, cuda, or auto")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="load-time model option that keeps every weight's shape, e.g. interpolate_pos_embed=true "
+        "(repeatable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from dpot.evaluation.evaluate import evaluate_command
+    from dpot.evaluation.evaluate import checkpoint_label, evaluate_command
+    from dpot.models.checkpoint import parse_overrides
 
     summary = evaluate_command(
         args.checkpoint,
@@ -48,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         n_trajectories=args.n_trajectories,
         batch_size=args.batch_size,
         device=args.device,
+        overrides=parse_overrides(checkpoint_label(args.checkpoint[0])[1], args.set),
     )
     print(summary)
     return 0

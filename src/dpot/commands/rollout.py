@@ -31,10 +31,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="auto", help="cpu, cuda, or auto")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="load-time model option that keeps every weight's shape, e.g. interpolate_pos_embed=true "
+        "(repeatable)",
+    )
+    parser.add_argument(
+        "--dataset",
+        metavar="NAME",
+        help="whose normalisation statistics to use, for a checkpoint trained on several standardised "
+        "datasets (default: the input's dataset name)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from dpot.evaluation.inference import rollout_file
+    from dpot.models.checkpoint import parse_overrides
 
     print(
         rollout_file(
@@ -47,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
             include_history=args.include_history,
             batch_size=args.batch_size,
             device=args.device,
+            dataset=args.dataset,
+            overrides=parse_overrides(args.checkpoint, args.set),
         )
     )
     return 0

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from dpot.data.format import open_split
+from dpot.data.normalize import Normalizer, dataset_normalizer
 from dpot.data.resample import METHODS, resample, target_shape
 from dpot.errors import DpotError
 
@@ -25,7 +26,7 @@ class _SplitView(Dataset):
 
     def __init__(self, dataset_dir: str | os.PathLike, split: str, n_channels: int | None,
                  resolution: int | Sequence[int] | None, resample: str, dataset_id: int,
-                 n_trajectories: int | None, normalize: bool):
+                 n_trajectories: int | None, normalize: bool | str | Normalizer | None):
         self.dataset_dir = Path(dataset_dir)
         self.split = open_split(self.dataset_dir, split)
         self.meta = self.split.meta
@@ -51,13 +52,8 @@ class _SplitView(Dataset):
         if self.n_channels < own:
             raise DpotError(f"dataset {self.name!r} has {own} channels but n_channels={n_channels}; "
                             f"use n_channels >= {own}")
-        self._norm: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # per-channel (mean, std) when normalising
-        if normalize:
-            from dpot.data.stats import load_stats
-
-            for key, st in load_stats(self.dataset_dir, "train").items():
-                std = np.asarray(st.std, dtype=np.float32)
-                self._norm[key] = (np.asarray(st.mean, dtype=np.float32), np.where(std > 0, std, 1.0))
+        self.normalizer = normalize if isinstance(normalize, Normalizer) else dataset_normalizer(
+            self.dataset_dir, normalize)  # None: raw values
 
     def _prepare(self, frames: np.ndarray, key: str, split_at: int) -> tuple[torch.Tensor, torch.Tensor]:
         """`(T, *space, c)` frames -> resampled, normalised, zero-padded `(*space, T, n_channels)` tensors for
@@ -68,10 +64,8 @@ class _SplitView(Dataset):
         """
         if tuple(frames.shape[1:-1]) != self.space_shape:
             frames = resample(torch.from_numpy(frames), self.space_shape, self.resample).numpy()
-        if key in self._norm:  # in place: `frames` is a fresh array read from disk or resampled
-            mean, std = self._norm[key]
-            frames -= mean
-            frames /= std
+        if self.normalizer is not None:
+            frames = self.normalizer.arrays[key].encode(frames)
         return self._layout(frames[:split_at]), self._layout(frames[split_at:])
 
     def _layout(self, frames: np.ndarray) -> torch.Tensor:
@@ -101,13 +95,14 @@ class WindowDataset(_SplitView):
     (real target channels), `dataset` int64 and `window` int64 `(2,)` (trajectory, start frame: where a bad
     sample came from). Channels beyond the dataset's own are zero. Steady-state
     datasets give one pair per sample, `x` `(*space, 1, C)` and `y` `(*space, 1, C)`. `normalize=True`
-    standardises each channel with the train split's statistics (`stats.json`).
+    standardises each channel with the train split's statistics (`stats.json`; `dpot.data.normalize`), `"auto"`
+    only when the dataset's channels are not O(1); a `Normalizer` applies the given statistics.
     """
 
     def __init__(self, dataset_dir: str | os.PathLike, split: str = "train", t_in: int = 10, t_ar: int = 1,
                  stride: int = 1, resolution: int | Sequence[int] | None = None,
                  n_channels: int | None = None, resample: str = "bilinear", dataset_id: int = 0,
-                 n_trajectories: int | None = None, normalize: bool = False):
+                 n_trajectories: int | None = None, normalize: bool | str | Normalizer = False):
         super().__init__(dataset_dir, split, n_channels, resolution, resample, dataset_id, n_trajectories,
                          normalize)
         self.t_in, self.t_ar, self.stride = int(t_in), int(t_ar), int(stride)
@@ -158,7 +153,7 @@ class TrajectoryDataset(_SplitView):
     def __init__(self, dataset_dir: str | os.PathLike, split: str = "test", t_in: int = 10,
                  n_channels: int | None = None, resolution: int | Sequence[int] | None = None,
                  n_trajectories: int | None = None, dataset_id: int = 0, horizon: int | None = None,
-                 stride: int = 1, resample: str = "bilinear", normalize: bool = False):
+                 stride: int = 1, resample: str = "bilinear", normalize: bool | str | Normalizer = False):
         super().__init__(dataset_dir, split, n_channels, resolution, resample, dataset_id, n_trajectories,
                          normalize)
         self.t_in, self.stride = int(t_in), int(stride)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dpot.data.normalize import Normalizer, checkpoint_normalizer
 from dpot.errors import DpotError
 from dpot.evaluation import metrics as M
 
@@ -95,14 +96,15 @@ def evaluate_model(
     n_trajectories: int | None = None,
     batch_size: int = 8,
     device: str | torch.device = "cpu",
-    normalize: bool = False,
+    normalizer: Normalizer | None = None,
 ) -> tuple[dict[str, Any], Snapshot]:
     """Roll `model` out on every trajectory of `dataset_dir/<split>.h5` and score it.
 
     Returns the metrics dict (`l2re`, `nrmse`, `vrmse` averaged over trajectories, their `*_per_step` curves,
     `per_channel`, setup and timing) and a `Snapshot` of the first trajectory for plots. Steady-state datasets
-    are scored on one step. `normalize`: the model was trained on standardised channels; predictions are
-    mapped back before scoring.
+    are scored on one step. `normalizer`: the model was trained on standardised channels
+    (`normalizer_for(checkpoint, dataset_dir)`); inputs are standardised with it and predictions mapped back to
+    physical units before scoring.
     """
     from torch.utils.data import DataLoader
 
@@ -124,20 +126,12 @@ def evaluate_model(
         resolution=grid,
         n_trajectories=None if n_trajectories is None else min(n_trajectories, n),
         horizon=rollout,
-        normalize=normalize,
+        normalize=normalizer or False,
     )
     meta = ds.meta
     steady = meta.steady
     c_out = ds.out_channels
     names = list(meta.channels)[:c_out] or [f"c{i}" for i in range(c_out)]
-    mean = std = None
-    if normalize:
-        from dpot.data.stats import load_stats
-
-        st = load_stats(dataset_dir, "train")["targets" if steady else "fields"]
-        pad = cfg.in_channels - len(st.mean)
-        mean = torch.tensor(list(st.mean) + [0.0] * pad, device=device)
-        std = torch.tensor([s if s > 0 else 1.0 for s in st.std] + [1.0] * pad, device=device)
     model.eval().to(device)
     sums: dict[str, Any] = {}
     count, frames, snap = 0, 0, None
@@ -152,8 +146,8 @@ def evaluate_model(
         else:
             pred = roll(model, hist, target.shape[-2], channel_mask=mask)
         pred = pred.float()
-        if mean is not None:
-            pred, target = pred * std + mean, target * std + mean
+        if normalizer is not None:
+            pred, target = normalizer.decode(pred), normalizer.decode(target)
         frames += pred.shape[0] * pred.shape[-2]
         one_hot = torch.eye(cfg.in_channels, device=device)[:c_out]
         per = {
@@ -223,11 +217,12 @@ def checkpoint_label(spec: str) -> tuple[str, str]:
     return (p.parent.name if p.name == "checkpoint" and p.parent.name else p.name) or str(p), spec
 
 
-def trained_with_normalization(ckpt: str | os.PathLike) -> bool:
-    """Whether the checkpoint's model saw standardised channels (its config.json has normalisation stats)."""
+def normalizer_for(ckpt: str | os.PathLike, dataset_dir: str | os.PathLike) -> Normalizer | None:
+    """The statistics checkpoint `ckpt` standardises `dataset_dir` with (None: raw values); see
+    `dpot.data.normalize.checkpoint_normalizer`."""
     from dpot.models.checkpoint import read_checkpoint_config
 
-    return bool(read_checkpoint_config(ckpt).get("normalization"))
+    return checkpoint_normalizer(read_checkpoint_config(ckpt), dataset_dir)
 
 
 def evaluate_checkpoints(
@@ -240,8 +235,10 @@ def evaluate_checkpoints(
     batch_size: int = 8,
     device: str = "auto",
     progress: bool = True,
+    overrides: dict[str, Any] | None = None,
 ) -> tuple[dict[str, dict[str, dict]], dict[str, dict[str, Snapshot]], dict[str, str]]:
-    """Evaluate every checkpoint on every dataset: (results[label][dataset], snapshots, label -> path)."""
+    """Evaluate every checkpoint on every dataset: (results[label][dataset], snapshots, label -> path).
+    `overrides`: load-time model options that keep every weight's shape (`load_model(dir, **overrides)`)."""
     from tqdm import tqdm
 
     from dpot.data.format import dataset_dirs
@@ -254,7 +251,7 @@ def evaluate_checkpoints(
     labels = [lab for lab, _ in specs]
     if len(set(labels)) != len(labels):
         specs = [(f"{lab}#{i + 1}", p) for i, (lab, p) in enumerate(specs)]
-    cfgs = [load_model_config(path) for _, path in specs]
+    cfgs = [load_model_config(path, **(overrides or {})) for _, path in specs]
     dirs: list[Path] = []
     for root in data:  # a named dataset must fit; datasets found under a root that do not fit are skipped
         found = dataset_dirs(root)
@@ -278,8 +275,7 @@ def evaluate_checkpoints(
         safetensors_shapes(Path(path) / "model.safetensors")
     bar = tqdm(total=len(specs) * len(dirs), unit="eval", disable=not progress)
     for label, path in specs:
-        model = load_model(path, map_location=dev)
-        norm = trained_with_normalization(path)
+        model = load_model(path, map_location=dev, **(overrides or {}))
         for d in dirs:
             bar.set_description(f"{label} on {d.name}")
             res, snap = evaluate_model(
@@ -290,7 +286,7 @@ def evaluate_checkpoints(
                 n_trajectories=n_trajectories,
                 batch_size=batch_size,
                 device=dev,
-                normalize=norm,
+                normalizer=normalizer_for(path, d),
             )
             results.setdefault(label, {})[d.name] = res
             snaps.setdefault(label, {})[d.name] = snap
@@ -376,6 +372,7 @@ def evaluate_command(
     n_trajectories: int | None = None,
     batch_size: int = 8,
     device: str = "auto",
+    overrides: dict[str, Any] | None = None,
 ) -> str:
     """What `dpot evaluate` does: evaluate, write everything into `out`, return a printable summary."""
     if rollout is not None and rollout < 1:
@@ -390,6 +387,7 @@ def evaluate_command(
         n_trajectories=n_trajectories,
         batch_size=batch_size,
         device=device,
+        overrides=overrides,
     )
     report = write_evaluation(out, results, snaps, sources)
     return summary_table(results) + f"\nwrote {Path(out) / 'metrics.json'}, metrics.csv, plots and {report}"

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -104,13 +105,21 @@ def rollout_file(
     batch_size: int = 8,
     device: str = "auto",
     progress: bool = True,
+    dataset: str | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> str:
     """Roll `checkpoint` out `steps` frames from the last T_in frames of every trajectory in `input_path`;
-    write the new frames (after the history with `include_history`) to `out`. Returns a one-line summary."""
+    write the new frames (after the history with `include_history`) to `out`. Returns a one-line summary.
+
+    History and prediction are in physical units: a checkpoint trained on standardised data standardises the
+    history with its statistics for `dataset` (default: the input's dataset name, or its only dataset) and
+    maps the prediction back. `overrides`: load-time model options that keep every weight's shape."""
     from tqdm import tqdm
 
+    from dpot.data.normalize import checkpoint_normalizer
     from dpot.evaluation.evaluate import pick_device
     from dpot.models import load_model
+    from dpot.models.checkpoint import read_checkpoint_config
     from dpot.models.rollout import rollout
 
     if steps < 1:
@@ -120,7 +129,12 @@ def rollout_file(
         raise DpotError(f"--out {out} is an existing folder; give a file name, e.g. {out / ('rollout' + src.suffix)}")
     history, lay, key = read_history(src, layout, key)
     dev = pick_device(device)
-    model = load_model(checkpoint, map_location=dev).eval()
+    model = load_model(checkpoint, map_location=dev, **(overrides or {})).eval()
+    if dataset is None and lay is None:
+        from dpot.data.format import Split
+
+        dataset = Split(src).meta.name
+    normalizer = checkpoint_normalizer(read_checkpoint_config(checkpoint), dataset=dataset)
     cfg = model.config
     n, t, c = history.shape[0], history.shape[1], history.shape[-1]
     if history.ndim - 3 != cfg.ndim:
@@ -142,6 +156,8 @@ def rollout_file(
     window = torch.from_numpy(np.ascontiguousarray(history[:, -cfg.in_timesteps :])).movedim(1, -2)
     if c < cfg.in_channels:
         window = torch.cat([window, window.new_zeros((*window.shape[:-1], cfg.in_channels - c))], dim=-1)
+    if normalizer is not None:
+        window = normalizer.encode(window)
     mask = torch.zeros(n, cfg.in_channels, dtype=torch.bool)
     mask[:, :c] = True
     preds = []
@@ -158,7 +174,10 @@ def rollout_file(
             hist = torch.cat([hist[..., k:, :], new], dim=-2)
             done += k
             bar.update(k * hist.shape[0])
-        preds.append(torch.cat(chunk, dim=-2)[..., :c].float().cpu())
+        pred = torch.cat(chunk, dim=-2).float()
+        if normalizer is not None:
+            pred = normalizer.decode(pred)
+        preds.append(pred[..., :c].cpu())
     bar.close()
     seconds = time.perf_counter() - t0
     frames = torch.cat(preds).movedim(-2, 1).numpy()  # (N, steps, *space, C)

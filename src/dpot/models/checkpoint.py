@@ -179,6 +179,17 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
     return model_class(meta["model_type"]).from_pretrained(directory, map_location=map_location, **overrides)
 
 
+def parse_overrides(directory: str | os.PathLike, items: list[str] | tuple = ()) -> dict[str, Any]:
+    """`KEY=VALUE` strings (`--set`) -> load-time overrides for `load_model(directory, **overrides)`, each key
+    and value checked against the checkpoint's model config class (unknown key or bad value: one line)."""
+    from dpot.config import apply_overrides
+
+    if not items:
+        return {}
+    meta = read_checkpoint_config(directory)
+    return apply_overrides(model_class(meta["model_type"]).config_class, {}, items)
+
+
 def checkpoint_summary(path: str | os.PathLike) -> str:
     """Multi-line description of a checkpoint directory: type, architecture, parameter count, files, extras.
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from dpot.data.normalize import Normalizer
 
 
 def rollout(
@@ -12,12 +17,15 @@ def rollout(
     steps: int,
     channel_mask: torch.Tensor | None = None,
     bundle: int | None = None,
+    normalizer: Normalizer | None = None,
 ) -> torch.Tensor:
     """Predict `steps` new frames from `history` `(B, *space, T_in, C)` -> `(B, *space, steps, C)`.
 
     Each model call predicts `T_out` frames; the first `bundle` of them (default all: temporal
     bundling) are kept and the window shifts by that many frames. Runs in the caller's grad mode
-    (wrap in `torch.no_grad()` for inference; keep grads for push-forward training).
+    (wrap in `torch.no_grad()` for inference; keep grads for push-forward training). `normalizer`: the
+    checkpoint's statistics (`dpot.load_normalizer(ckpt)`) when it was trained on standardised data; `history`
+    is then in physical units and so are the predicted frames.
     """
     cfg = model.config
     t_out = cfg.out_timesteps
@@ -36,6 +44,8 @@ def rollout(
             f"C={cfg.in_channels}), got {tuple(history.shape)}"
         )
     window = history[..., -cfg.in_timesteps :, :]
+    if normalizer is not None:
+        window = normalizer.encode(window)
     frames: list[torch.Tensor] = []
     produced = 0
     while produced < steps:
@@ -43,4 +53,5 @@ def rollout(
         frames.append(pred)
         produced += bundle
         window = torch.cat([window[..., bundle:, :], pred.to(window.dtype)], dim=-2)
-    return torch.cat(frames, dim=-2)[..., :steps, :]
+    out = torch.cat(frames, dim=-2)[..., :steps, :]
+    return out if normalizer is None else normalizer.decode(out)

@@ -43,7 +43,9 @@ class DataConfig:
     resample: Literal["bilinear", "fft"] = "bilinear"
     n_channels: int | None = num(None, ge=1, null="the widest dataset")  # pad to this many channels
     n_trajectories: int | None = num(None, ge=1, null="all")  # only the first N training trajectories of each
-    normalize: bool = False  # standardise channels with train-split stats (reference: raw)
+    # per-dataset, per-channel standardisation with train-split stats: auto = only datasets whose channels
+    # are not O(1) (RMS outside 1e-3..1e3; the generated corpus stays raw, as the reference), true, false
+    normalize: bool | Literal["auto"] = "auto"
     num_workers: int | None = num(None, ge=0, null="2 when training on a GPU, 0 on a CPU")  # loader processes
 
     def __post_init__(self) -> None:
@@ -136,7 +138,8 @@ class FinetuneDataConfig:
     resolution: list[int] | None = None  # null = the dataset's native grid
     resample: Literal["bilinear", "fft"] = "bilinear"
     n_trajectories: int | None = num(None, ge=1, null="all")  # few-shot: only the first N training trajectories
-    normalize: bool | None = None  # null = as the checkpoint was trained
+    # auto: standardise when the data is not O(1) or the checkpoint was trained on standardised data; null = auto
+    normalize: bool | Literal["auto"] | None = "auto"
     num_workers: int | None = num(None, ge=0, null="2 when training on a GPU, 0 on a CPU")  # loader processes
 
     def __post_init__(self) -> None:

@@ -154,6 +154,7 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, stop_at: float | Non
     with a checkpoint, exactly as on SIGTERM (`FitResult.interrupted == "time budget"`)."""
     from dpot.data.format import dataset_dirs, open_split
     from dpot.data.mixture import Mixture
+    from dpot.data.normalize import checkpoint_normalizer, dataset_normalizer, trained_standardised
     from dpot.data.stats import require_finite
     from dpot.data.windows import TrajectoryDataset, WindowDataset
     from dpot.models import load_model
@@ -196,15 +197,19 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, stop_at: float | Non
         model = attach(model, src if cfg.model == "pretrained" else None, cfg.init, cfg.finetune.lora)
         log.append(f"LoRA rank {cfg.finetune.lora.rank} on {len(model.lora_record['targets'])} weights")
     mcfg = model.config
-    normalize = cfg.data.normalize
-    if normalize is None:
-        normalize = bool(src_meta.get("normalization"))
+    if resume:  # exactly the statistics the run started with
+        norm = checkpoint_normalizer(src_meta, ddir)
+    else:
+        setting = cfg.data.normalize
+        if setting in ("auto", None) and trained_standardised(src_meta):
+            setting = True
+        norm = dataset_normalizer(ddir, setting)
     res = (
         None
         if cfg.data.resolution is None
         else (cfg.data.resolution[0] if len(cfg.data.resolution) == 1 else tuple(cfg.data.resolution))
     )
-    kw = dict(n_channels=mcfg.in_channels, resolution=res, resample=cfg.data.resample, normalize=normalize)
+    kw = dict(n_channels=mcfg.in_channels, resolution=res, resample=cfg.data.resample, normalize=norm or False)
     window = WindowDataset(
         ddir,
         "train",
@@ -235,7 +240,7 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, stop_at: float | Non
     groups = param_groups(model, cfg.finetune, cfg.optim.lr)
     extra = {
         "data": data_manifest(mixture),
-        "normalization": normalization_stats(mixture, normalize),
+        "normalization": normalization_stats(mixture),
         "finetune": {"from": cfg.init, "model": cfg.model, "adaptation": log},
     }
     trainer = Trainer(

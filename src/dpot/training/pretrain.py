@@ -104,7 +104,7 @@ def build_eval_sets(cfg: PretrainConfig, mixture) -> list:
         n = len(open_split(w.dataset_dir, t.eval_split))
         ds = TrajectoryDataset(w.dataset_dir, split=t.eval_split, t_in=d.t_in, n_channels=mixture.n_channels,
                                resolution=_resolution(d), resample=d.resample, dataset_id=k,
-                               n_trajectories=min(n, t.eval_trajectories), normalize=d.normalize,
+                               n_trajectories=min(n, t.eval_trajectories), normalize=w.normalizer or False,
                                stride=d.stride)
         ds.horizon = min(ds.horizon, t.eval_steps)
         sets.append(ds)
@@ -124,17 +124,11 @@ def data_manifest(mixture) -> list[dict[str, Any]]:
     return out
 
 
-def normalization_stats(mixture, enabled: bool) -> dict[str, Any] | None:
-    """Per-dataset channel mean/std used to standardise inputs (None: the model sees raw values)."""
-    if not enabled:
-        return None
-    from dpot.data.stats import load_stats
-
-    stats = {}
-    for w in mixture.datasets:
-        st = load_stats(w.dataset_dir, "train")["fields"]
-        stats[w.name] = {"channels": st.channels, "mean": st.mean, "std": st.std}
-    return stats
+def normalization_stats(mixture) -> dict[str, Any] | None:
+    """Per-dataset channel mean/std/scale the inputs were standardised with, by dataset name (datasets trained
+    on raw values are absent; None: all raw). `dpot.data.normalize.checkpoint_normalizer` reads it back."""
+    stats = {w.name: w.normalizer.to_dict() for w in mixture.datasets if w.normalizer is not None}
+    return stats or None
 
 
 def load_pretrain_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple = (),
@@ -170,7 +164,7 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False, stop_at: float | Non
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, mixture)
     extra = {"data": data_manifest(mixture),
-             "normalization": normalization_stats(mixture, cfg.data.normalize)}
+             "normalization": normalization_stats(mixture)}
     trainer = Trainer(model, mixture, cfg.train, cfg.optim, run_dir, config=to_dict(cfg),
                       eval_sets=build_eval_sets(cfg, mixture), extra=extra, balanced=cfg.data.balanced,
                       num_workers=cfg.data.num_workers)

@@ -84,9 +84,10 @@ def split_family(data_root: Path, holdout: str) -> tuple[Path, list[str], list[s
     return found[holdout], family, pretrain
 
 
-def evaluate_all(models: dict[str, nn.Module], dirs: list[Path], plan: DemoPlan, normalize: dict[str, bool]):
-    """Every model on the test split of every dataset folder: (results[label][dataset], snapshots)."""
-    from dpot.evaluation.evaluate import evaluate_model
+def evaluate_all(models: dict[str, nn.Module], dirs: list[Path], plan: DemoPlan, ckpts: dict[str, Path]):
+    """Every model on the test split of every dataset folder: (results[label][dataset], snapshots); a model
+    with a checkpoint in `ckpts` sees the data standardised as that checkpoint says."""
+    from dpot.evaluation.evaluate import evaluate_model, normalizer_for
     from dpot.models.baselines import LastFrame
 
     results: dict[str, dict[str, dict]] = {}
@@ -94,7 +95,8 @@ def evaluate_all(models: dict[str, nn.Module], dirs: list[Path], plan: DemoPlan,
     for label, model in models.items():
         for d in dirs:
             res, snap = evaluate_model(model, d, split="test", rollout=plan.rollout,
-                                       n_trajectories=plan.eval_trajectories, normalize=normalize.get(label, False))
+                                       n_trajectories=plan.eval_trajectories,
+                                       normalizer=normalizer_for(ckpts[label], d) if label in ckpts else None)
             results.setdefault(label, {})[d.name] = res
             if not isinstance(model, LastFrame):  # its snapshots would only repeat the input
                 snaps.setdefault(label, {})[d.name] = snap
@@ -114,7 +116,7 @@ def run_demo(
     """Run the demo into `out` and return the path of `report.md`."""
     from dpot.config import load_config, to_dict
     from dpot.evaluation.demo_report import brief, demo_markdown
-    from dpot.evaluation.evaluate import trained_with_normalization, write_evaluation
+    from dpot.evaluation.evaluate import write_evaluation
     from dpot.io import write_json, write_text
     from dpot.machine import machine_info
     from dpot.models import load_model
@@ -153,7 +155,6 @@ def run_demo(
     ckpt, pre_info = pretrain_phase(plan, data_root, family, pretrain_sets, out, (deadline - t0) * plan.pretrain_share)
     timings["pretrain"] = time.perf_counter() - t0
     pretrained = load_model(ckpt)
-    pre_norm = trained_with_normalization(ckpt)
 
     # 3. fine-tuning, from scratch, FNO: the rest of the training time
     t0 = time.perf_counter()
@@ -169,7 +170,7 @@ def run_demo(
         zs_dirs.append(holdout_dir)
     say("zero-shot evaluation")
     zero_shot = {"DPOT pre-trained": pretrained, "repeat last frame": LastFrame(pretrained.config)}
-    zs_results, zs_snaps = evaluate_all(zero_shot, zs_dirs, plan, {"DPOT pre-trained": pre_norm})
+    zs_results, zs_snaps = evaluate_all(zero_shot, zs_dirs, plan, {"DPOT pre-trained": ckpt})
     write_evaluation(out / "eval_zero_shot", zs_results, zs_snaps, {"DPOT pre-trained": str(ckpt)},
                      title="Zero-shot evaluation of the pre-trained DPOT")
     timings["zero_shot_eval"] = time.perf_counter() - t0
@@ -177,13 +178,13 @@ def run_demo(
     # 5. held-out evaluation
     t0 = time.perf_counter()
     models = {label: load_model(p) for label, p in ckpts.items()}
-    norms = {label: trained_with_normalization(p) for label, p in ckpts.items()}
+    sources = dict(ckpts)
     if zero_shot_holdout:
         models["DPOT zero-shot"] = pretrained
-        norms["DPOT zero-shot"] = pre_norm
+        sources["DPOT zero-shot"] = ckpt
     models["repeat last frame"] = LastFrame(models["DPOT fine-tuned"].config)
     say(f"evaluating on the held-out {holdout_dir.name} test split")
-    ho_results, ho_snaps = evaluate_all(models, [holdout_dir], plan, norms)
+    ho_results, ho_snaps = evaluate_all(models, [holdout_dir], plan, sources)
     write_evaluation(out / "eval_holdout", ho_results, ho_snaps, {k: str(v) for k, v in ckpts.items()},
                      title=f"Held-out family: {holdout_dir.name}")
     timings["holdout_eval"] = time.perf_counter() - t0
