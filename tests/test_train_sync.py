@@ -85,7 +85,8 @@ def test_bad_steps_are_skipped_on_the_device(tmp_path, host_reads, monkeypatch, 
     write_split(tmp_path / "data" / "blowup" / "train.h5", meta,
                 fields=np.full((2, 8, 16, 16, 1), 3e38, dtype=np.float32))
     trainer = _trainer(tmp_path / "data", tmp_path / "run", "train.max_steps=5", "train.log_every=100",
-                       "train.t_ar=2", "train.noise=0", "train.max_bad_steps=4", "train.checkpoint_every=100")
+                       "train.t_ar=2", "train.noise=0", "train.max_bad_steps=4", "train.checkpoint_every=100",
+                       "data.normalize=false")
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     with pytest.raises(trainer_mod.DpotError, match="NaN/Inf loss at step 4 on dataset"):
         _count_per_step(trainer, host_reads, monkeypatch)
