@@ -76,7 +76,8 @@ class Scale:
     n_test: int
     batch: int
     pre_steps: int
-    budgets: tuple[int, ...]  # fine-tuning curve checkpoints (optimiser steps)
+    curve_steps: int  # fine-tuning budget of the curves (and the recipe)
+    curve_every: int  # a curve point (test rollout) every this many steps
     n_curve: int  # trajectories of the curves, the ablation and the recipe
     abl_steps: int
     shots: tuple[int, ...]
@@ -85,12 +86,12 @@ class Scale:
 
 SCALES = {
     "smoke": Scale(res=16, frames=14, t_in=4, n_pre=4, n_hold=4, n_val=2, n_test=2, batch=4, pre_steps=4,
-                   budgets=(2, 4), n_curve=2, abl_steps=2, shots=(1, 4), shot_steps=2),
+                   curve_steps=4, curve_every=2, n_curve=2, abl_steps=2, shots=(1, 4), shot_steps=2),
     "small": Scale(res=32, frames=30, t_in=10, n_pre=32, n_hold=64, n_val=4, n_test=8, batch=8, pre_steps=1500,
-                   budgets=(100, 300, 1000), n_curve=8, abl_steps=400, shots=(1, 2, 4, 8, 16, 64),
+                   curve_steps=1000, curve_every=100, n_curve=8, abl_steps=400, shots=(1, 2, 4, 8, 16, 64),
                    shot_steps=400),
     "default": Scale(res=32, frames=30, t_in=10, n_pre=64, n_hold=64, n_val=8, n_test=16, batch=8,
-                     pre_steps=4000, budgets=(100, 300, 1000, 3000, 5000), n_curve=8, abl_steps=1500,
+                     pre_steps=4000, curve_steps=5000, curve_every=250, n_curve=8, abl_steps=1500,
                      shots=(1, 2, 4, 8, 16, 64), shot_steps=1500),
 }
 
@@ -216,10 +217,10 @@ def count_params(ckpt: Path) -> int:
 
 def evaluate(r: Runner, ckpt: Path, dataset: Path, split: str, n: int, out: Path) -> dict[str, Any]:
     """`dpot evaluate` on one split; the study's summary of its metrics.json."""
-    r.cli(["evaluate", "--checkpoint", str(ckpt), "--data", str(dataset), "--out", str(out), "--split", split,
-           "--n-trajectories", str(n)], out.parent.name)
+    cpu = r.cli(["evaluate", "--checkpoint", str(ckpt), "--data", str(dataset), "--out", str(out), "--split",
+                 split, "--n-trajectories", str(n)], out.parent.name)
     m = json.loads((out / "metrics.json").read_text())[dataset.name]
-    return {"rollout": m["l2re"], "one_step": m["l2re_per_step"][0], "per_step": m["l2re_per_step"],
+    return {"cpu_s": cpu, "rollout": m["l2re"], "one_step": m["l2re_per_step"][0], "per_step": m["l2re_per_step"],
             "per_channel": {c: v["l2re"] for c, v in m["per_channel"].items()}, "grid": m["resolution"]}
 
 
@@ -238,62 +239,70 @@ def pretrain(r: Runner, s: Scale, key: str, options: dict[str, Any], steps: int)
 
 @dataclass(frozen=True)
 class FT:
-    """One fine-tuning run: contender, family, trajectories, budgets (one checkpoint evaluated per budget)."""
+    """One fine-tuning run: contender, family, trajectories, steps, and how it is evaluated."""
 
     key: str
     family: str
     model: str  # pretrained / scratch / fno
     init: str = ""  # key of the pre-training (or stub) run
     n: int = 8
-    budgets: tuple[int, ...] = (100,)
+    steps: int = 100
+    every: int = 0  # in-training rollout evaluation every N steps (0 = at the end only)
     overrides: tuple[str, ...] = ()
-    val: bool = False  # also evaluate the last checkpoint on the validation split
+    split: str = "test"  # split of the in-training evaluations
+    final: bool = True  # `dpot evaluate` the last checkpoint on test (1-step, per-step, per-channel errors)
+    val_call: bool = False  # `dpot evaluate` on val as well (when the in-training numbers are in normalised units)
+
+
+def startup_cost(r: Runner) -> float:
+    """CPU seconds of starting a `dpot` process that loads torch and a dataset (`dpot info`), measured once."""
+    spec = {"what": "dpot info"}
+    if (hit := r.cached("startup", spec)) is None:
+        hit = r.store("startup", {"spec": spec, "cpu_s": r.cli(["info", str(r.work / "data" / SW)], "startup")})
+    return float(hit["cpu_s"])
 
 
 def finetune(r: Runner, s: Scale, job: FT) -> dict[str, Any]:
-    """Train in segments up to each budget (`--resume` keeps the schedule of the largest budget) and evaluate."""
-    spec = {**asdict(job), "scale": asdict(s)}
-    spec["budgets"], spec["overrides"] = list(job.budgets), list(job.overrides)
+    """One `dpot finetune` run whose in-training evaluations give the curve over steps, then `dpot evaluate`.
+
+    Training CPU per step = (the run's CPU − process start-up − its evaluations) / steps, the evaluation cost
+    being the final `dpot evaluate` call's CPU less a start-up."""
+    spec = json.loads(json.dumps({**asdict(job), "scale": asdict(s)}))
     if (hit := r.cached(job.key, spec)) is not None:
         return hit
     data = r.work / "data" / job.family
     out = r.work / "runs" / job.key
     shutil.rmtree(out, ignore_errors=True)
-    args = ["--config", str(r.work / "finetune.yaml")]
+    args = ["finetune", "--data", str(data), "--out", str(out), "--config", str(r.work / "finetune.yaml")]
     if job.init:
         args += ["--from", str(r.work / "runs" / job.init / "checkpoint")]
-    args += [f"model={job.model}", f"train.n_trajectories={job.n}",
-            f"optim.schedule_steps={max(job.budgets)}",
-            f"optim.warmup={max(1, min(50, max(job.budgets) // 10))}"]
+    n_eval = s.n_val if job.split == "val" else s.n_test
+    args += [f"model={job.model}", f"train.n_trajectories={job.n}", f"train.max_steps={job.steps}",
+             f"optim.warmup={max(1, min(50, job.steps // 10))}", f"train.eval_every={job.every}",
+             f"train.eval_split={job.split}", f"train.eval_trajectories={n_eval}",
+             f"train.eval_steps={max(1, s.frames - s.t_in)}"]
     if job.model == "fno":
         args.append(f"data.t_in={s.t_in}")
-    args += list(job.overrides)
-    points, cpu_total, done = [], 0.0, 0
-    for b in sorted(job.budgets):
-        if done == 0:
-            cpu = r.cli(["finetune", "--data", str(data), "--out", str(out), *args, f"train.max_steps={b}"], job.key)
-        else:
-            cpu = r.cli(["finetune", "--resume", str(out), f"train.max_steps={b}"], job.key)
-        cpu_total += cpu
-        ev = evaluate(r, out / "checkpoint", data, "test", s.n_test, r.work / "evals" / job.key / f"test_{b}")
-        points.append({"steps": b, "segment_steps": b - done, "segment_cpu_s": cpu, "cpu_s": cpu_total, **ev})
-        done = b
-    res = {"spec": spec, "points": points, "params": count_params(out / "checkpoint"),
-           "cpu_per_step": per_step_cost(points)}
-    if job.val:
+    cpu = r.cli([*args, *job.overrides], job.key)
+    points = []
+    for line in (out / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if "eval_l2re" in rec:
+            points.append({"steps": rec["step"], "rollout": rec["eval_l2re"][job.family]})
+    res: dict[str, Any] = {"spec": spec, "points": points, "cpu_s": cpu, "params": count_params(out / "checkpoint")}
+    if job.split == "val":
+        res["val"] = {"rollout": points[-1]["rollout"]}
+    start = startup_cost(r)
+    if job.final:
+        ev_dir = r.work / "evals" / job.key
+        res["final"] = evaluate(r, out / "checkpoint", data, "test", s.n_test, ev_dir / "test")
+        eval_cpu = max(0.0, res["final"]["cpu_s"] - start)
+        res["cpu_per_step"] = max(1e-6, (cpu - start - len(points) * eval_cpu) / job.steps)
+    else:
+        res["cpu_per_step"] = max(1e-6, (cpu - start) / job.steps)
+    if job.val_call:
         res["val"] = evaluate(r, out / "checkpoint", data, "val", s.n_val, r.work / "evals" / job.key / "val")
     return r.store(job.key, res)
-
-
-def per_step_cost(points: list[dict[str, Any]]) -> float:
-    """CPU seconds per optimiser step, without the start-up of each process: the least-squares slope of
-    segment CPU time on segment length (one segment: its mean, start-up included)."""
-    xs = np.array([p["segment_steps"] for p in points], float)
-    ys = np.array([p["segment_cpu_s"] for p in points], float)
-    if len(xs) < 2 or np.ptp(xs) == 0:
-        return float(ys.sum() / xs.sum())
-    slope = float(np.polyfit(xs, ys, 1)[0])
-    return slope if slope > 0 else float(ys.sum() / xs.sum())
 
 
 def zero_shot(r: Runner, s: Scale, init: str) -> dict[str, Any]:
@@ -406,12 +415,12 @@ STUBS = {"stub_p2": {"patch_size": 2}, "stub_p8": {"patch_size": 8},
 
 
 def curve_jobs(s: Scale, fam: str, which: tuple[str, ...]) -> list[FT]:
-    b = s.budgets
-    table = {"dpot_pre": FT(f"curve_{fam}_dpot_pre", fam, "pretrained", "pre_demo", s.n_curve, b),
-             "dpot_scratch": FT(f"curve_{fam}_dpot_scratch", fam, "scratch", "pre_demo", s.n_curve, b),
-             "fno_eq": FT(f"curve_{fam}_fno_eq", fam, "fno", "", s.n_curve, b, (f"fno.width={FNO_EQ_WIDTH}",)),
-             "fno": FT(f"curve_{fam}_fno", fam, "fno", "", s.n_curve, b, (f"fno.width={FNO_WIDTH}",)),
-             "dpot_l_pre": FT(f"curve_{fam}_dpot_l_pre", fam, "pretrained", "pre_d96", s.n_curve, b)}
+    b, e = s.curve_steps, s.curve_every
+    table = {"dpot_pre": FT(f"curve_{fam}_dpot_pre", fam, "pretrained", "pre_demo", s.n_curve, b, e),
+             "dpot_scratch": FT(f"curve_{fam}_dpot_scratch", fam, "scratch", "pre_demo", s.n_curve, b, e),
+             "fno_eq": FT(f"curve_{fam}_fno_eq", fam, "fno", "", s.n_curve, b, e, (f"fno.width={FNO_EQ_WIDTH}",)),
+             "fno": FT(f"curve_{fam}_fno", fam, "fno", "", s.n_curve, b, e, (f"fno.width={FNO_WIDTH}",)),
+             "dpot_l_pre": FT(f"curve_{fam}_dpot_l_pre", fam, "pretrained", "pre_d96", s.n_curve, b, e)}
     return [table[w] for w in which]
 
 
@@ -419,19 +428,20 @@ def ablation_jobs(s: Scale) -> list[FT]:
     jobs = []
     for key, _, _, over, init in ablations(s):
         jobs.append(FT(f"abl_{key}", SW, "scratch" if "model=scratch" in over else "pretrained", init or "pre_demo",
-                       s.n_curve, (s.abl_steps,), tuple(o for o in over if o != "model=scratch"), val=True))
+                       s.n_curve, s.abl_steps, 0, tuple(o for o in over if o != "model=scratch"), "val",
+                       val_call="data.normalize=true" in over))
     for label, width in (("fno_eq", FNO_EQ_WIDTH), ("fno", FNO_WIDTH)):
-        jobs.append(FT(f"abl_{label}", SW, "fno", "", s.n_curve, (s.abl_steps,), (f"fno.width={width}",), val=True))
+        jobs.append(FT(f"abl_{label}", SW, "fno", "", s.n_curve, s.abl_steps, 0, (f"fno.width={width}",), "val"))
     return jobs
 
 
 def shot_jobs(s: Scale) -> list[FT]:
     jobs = []
     for n in s.shots:
-        jobs += [FT(f"shots_{SMOKE}_dpot_pre_n{n}", SMOKE, "pretrained", "pre_demo", n, (s.shot_steps,)),
-                 FT(f"shots_{SMOKE}_dpot_scratch_n{n}", SMOKE, "scratch", "pre_demo", n, (s.shot_steps,)),
-                 FT(f"shots_{SMOKE}_fno_eq_n{n}", SMOKE, "fno", "", n, (s.shot_steps,),
-                    (f"fno.width={FNO_EQ_WIDTH}",))]
+        jobs += [FT(f"shots_{SMOKE}_dpot_pre_n{n}", SMOKE, "pretrained", "pre_demo", n, s.shot_steps, final=False),
+                 FT(f"shots_{SMOKE}_dpot_scratch_n{n}", SMOKE, "scratch", "pre_demo", n, s.shot_steps, final=False),
+                 FT(f"shots_{SMOKE}_fno_eq_n{n}", SMOKE, "fno", "", n, s.shot_steps, 0,
+                    (f"fno.width={FNO_EQ_WIDTH}",), final=False)]
     return jobs
 
 
@@ -520,8 +530,21 @@ class Study:
         recipe = choose_recipe(self.results, s)
         if recipe is not None and "recipe" in parts:
             save_recipe(self.work, recipe)
-            self.run_all(self.ft([FT(f"curve_{fam}_recipe", fam, "pretrained", "pre_demo", s.n_curve, s.budgets,
-                                     tuple(recipe["overrides"])) for fam in FAMILIES]))
+            self.run_all(self.ft([FT(f"curve_{fam}_recipe", fam, "pretrained", "pre_demo", s.n_curve,
+                                     s.curve_steps, s.curve_every, tuple(recipe["overrides"]))
+                                  for fam in FAMILIES]))
+        self.save()
+
+    def collect(self) -> None:
+        """Rebuild the JSON and the page from the result files under WORK, running nothing."""
+        for key in ["pre_demo", "pre_d96", *STUBS, "startup", *_all_keys(self.s)]:
+            path = self.work / "results" / f"{key}.json"
+            if path.is_file():
+                self.results[key] = json.loads(path.read_text())
+        if not (old := json.loads(JSON_OUT.read_text()) if JSON_OUT.is_file() else {}).get("meta"):
+            sys.exit("fno_gap: --collect needs the JSON of an earlier call (for its wall times)")
+        self.started, self.t0 = old["meta"]["calls"][-1]["started"], time.time() - old["meta"]["calls"][-1]["wall_s"]
+        self.load0 = old["meta"]["calls"][-1]["load_start"]
         self.save()
 
     def save(self) -> None:
@@ -631,15 +654,16 @@ def write_report(payload: dict[str, Any], page: Path = PAGE, plots_dir: Path = R
           f"{len(meta['calls'])} call(s), {wall / 60:.0f} min wall in all; every training process ran "
           "niced with one torch thread, at most 2 at a time. Wall-clock comparisons therefore use each process's "
           "own CPU time (user+system, from the kernel), which a shared machine inflates far less than wall time; "
-          "each run's cost per step is the slope of CPU time over its training segments, so process start-up "
-          "and evaluation are not counted.",
+          "each run's training cost per step is its process CPU time less one process start-up (`dpot info`'s CPU "
+          "time) and its in-training evaluations (each costed as the final `dpot evaluate` call less a start-up).",
           "",
           f"**Scale.** 32² is the claims study's grid: {s.res}² corpus, {s.frames} frames, T_in={s.t_in}, batch "
           f"{s.batch}; DPOT `demo` (patch 4, D=64, 3 blocks) pre-trained {s.pre_steps} steps on "
           f"{', '.join(PRETRAIN_SETS)} ({s.n_pre} trajectories each, channels padded to 3 with the channel mask, "
-          f"κ=0.02); fine-tuning curves at n={s.n_curve} trajectories evaluated at {', '.join(map(str, s.budgets))} "
-          f"steps on {s.n_test} test trajectories; ablations at {s.abl_steps} steps; one seed (no spread: the "
-          "time budget of this run did not allow seeds, so differences of a few percent are within noise). The "
+          f"κ=0.02); fine-tuning curves at n={s.n_curve} trajectories, {s.curve_steps} steps, a test rollout "
+          f"every {s.curve_every} steps on {s.n_test} test trajectories; ablations at {s.abl_steps} steps; one "
+          "seed (no spread: the time budget of this run did not allow seeds, so differences of a few percent are "
+          "within noise). The "
           "paper trains 7 M–1 B parameter models for ~10⁵–10⁶ steps on 128² data; read this as a small-scale probe.",
           ""]
     if meta.get("errors"):
@@ -667,22 +691,21 @@ def _setting(s: Scale) -> list[str]:
             "over the largest budget with a short warm-up, no input noise):", "",
             *[f"- `{k}`: {v}" for k, v in CONTENDERS.items()], "",
             "Pre-trained DPOTs adapt with `finetune.channels=reinit` (fresh patch embedding and head, pre-trained "
-            "blocks; the reference's fine-tuning default) unless a row says otherwise. Curve points are checkpoints "
-            "of one run (`--resume` to the next budget), so a point at 100 steps is the anytime error of a run "
-            "scheduled for the largest budget, not a separately tuned 100-step run. Errors are the paper's L2RE "
+            "blocks; the reference's fine-tuning default) unless a row says otherwise. Curve points are the "
+            "in-training rollout evaluations of one run on the test split (same L2RE as `dpot evaluate`), so a point "
+            "at 100 steps is the anytime error of a run whose cosine schedule spans the whole budget, not a "
+            "separately tuned 100-step run. Errors are the paper's L2RE "
             "over the whole auto-regressive rollout (steady Darcy: one step) on the test split; settings are "
             "chosen on the validation split only.", ""]
 
 
 def _part1(res: dict[str, Any], s: Scale, scale: str, plots: Plots) -> list[str]:
     L = ["## 1. Fair comparisons: equal steps, equal CPU time, equal parameters", ""]
-    any_run = False
     for fam in FAMILIES:
         runs = {c: res[f"curve_{fam}_{c}"] for c in CONTENDERS if f"curve_{fam}_{c}" in res}
         if not runs:
             L += [f"### `{fam}`", "", f"Not run yet: {_run_cmd(scale)} runs it.", ""]
             continue
-        any_run = True
         budgets = sorted({p["steps"] for r in runs.values() for p in r["points"]})
         head = ["steps"] + [f"{c} ({r['params']:,} params)" for c, r in runs.items()]
         rows = []
@@ -707,8 +730,6 @@ def _part1(res: dict[str, Any], s: Scale, scale: str, plots: Plots) -> list[str]
         L += _verdicts(fam, runs)
         L += [f"![{fam}](results/fno_gap_curve_{fam}.png)", ""]
         plots.curves(fam, runs)
-    if not any_run:
-        L += [f"Not run yet: {_run_cmd(scale)}.", ""]
     return L
 
 
@@ -760,17 +781,17 @@ def _part2(res: dict[str, Any], s: Scale, scale: str, plots: Plots) -> list[str]
         L += [f"Repeating the last frame: rollout {_f(zs['rollout'])}, one step {_f(zs['one_step'])}.", ""]
     floor = [(p, res.get(f"abl_scratch_p{p}")) for p in (2, 4, 8)]
     if all(r for _, r in floor):
-        one = {p: r["points"][-1]["one_step"] for p, r in floor}
+        one = {p: r["final"]["one_step"] for p, r in floor}
         L += ["**Patch size and the one-step floor.** From scratch at equal steps, the one-step error is "
               + ", ".join(f"{_f(one[p])} at patch {p}" for p in (2, 4, 8))
-              + f" (rollout {', '.join(_f(r['points'][-1]['rollout']) for _, r in floor)}); patch 2 costs "
+              + f" (rollout {', '.join(_f(r['final']['rollout']) for _, r in floor)}); patch 2 costs "
               f"{floor[0][1]['cpu_per_step'] / floor[1][1]['cpu_per_step']:.1f}× patch 4's CPU time per step.", ""]
     L += _error_location(res, s, plots)
     return L
 
 
 def _abl_cells(r: dict[str, Any]) -> list[str]:
-    p = r["points"][-1]
+    p = r["final"]
     return [f"{r['params']:,}", _f(r.get("val", {}).get("rollout")), _f(p["rollout"]), _f(p["one_step"]),
             _f(p["per_step"][-1]), f"{1000 * r['cpu_per_step']:.0f}"]
 
@@ -781,13 +802,13 @@ def _error_location(res: dict[str, Any], s: Scale, plots: Plots) -> list[str]:
     if not runs:
         return ["Where the error is: needs the shallow-water curves (part 1); not run yet.", ""]
     L = ["### Where the error is", "",
-         f"Final checkpoints of the shallow-water curves ({s.budgets[-1]} steps, n={s.n_curve}). Per channel "
+         f"Final checkpoints of the shallow-water curves ({s.curve_steps} steps, n={s.n_curve}). Per channel "
          "(rollout L2RE) and per rollout step:", ""]
-    chans = list(next(iter(runs.values()))["points"][-1]["per_channel"])
-    steps = len(next(iter(runs.values()))["points"][-1]["per_step"])
+    chans = list(next(iter(runs.values()))["final"]["per_channel"])
+    steps = len(next(iter(runs.values()))["final"]["per_step"])
     picks = sorted({0, min(4, steps - 1), min(9, steps - 1), steps - 1})
-    rows = [[c] + [_f(r["points"][-1]["per_channel"][ch]) for ch in chans]
-            + [_f(r["points"][-1]["per_step"][i]) for i in picks] for c, r in runs.items()]
+    rows = [[c] + [_f(r["final"]["per_channel"][ch]) for ch in chans]
+            + [_f(r["final"]["per_step"][i]) for i in picks] for c, r in runs.items()]
     L += [_table(["model"] + chans + [f"step {i + 1}" for i in picks], rows), ""]
     plots.per_step(runs)
     L += ["![error per rollout step](results/fno_gap_per_step.png)", ""]
@@ -965,7 +986,7 @@ class Plots:
     def per_step(self, runs: dict[str, Any]) -> None:
         fig, ax = self.plt.subplots(figsize=(5, 3.4))
         for c, r in runs.items():
-            ps = r["points"][-1]["per_step"]
+            ps = r["final"]["per_step"]
             ax.plot(range(1, len(ps) + 1), ps, label=c)
         ax.set(yscale="log", xlabel="rollout step", ylabel="L2RE", title=f"{SW}: error per step")
         ax.legend(fontsize=7)
@@ -1004,6 +1025,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jobs", type=int, default=2, help="training processes at a time (default 2)")
     ap.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
     ap.add_argument("--report-only", action="store_true", help="rebuild the page from docs/results/fno_gap.json")
+    ap.add_argument("--collect", action="store_true",
+                    help="rebuild the JSON and the page from the finished runs under --work (runs nothing)")
     args = ap.parse_args(argv)
     if args.report_only:
         if not JSON_OUT.is_file():
@@ -1015,7 +1038,8 @@ def main(argv: list[str] | None = None) -> None:
     if parts - set(PARTS):
         sys.exit(f"fno_gap: unknown part(s) {sorted(parts - set(PARTS))}; choose from {', '.join(PARTS)}")
     work = args.work or ROOT / "runs" / f"fno-gap-{args.scale}"
-    Study(args.scale, work.resolve(), args.jobs).main(parts)
+    study = Study(args.scale, work.resolve(), args.jobs)
+    study.collect() if args.collect else study.main(parts)
     print(f"wrote {PAGE} and {JSON_OUT}")
 
 
