@@ -358,18 +358,19 @@ def spectrum(r: Runner, s: Scale, keys: dict[str, str]) -> dict[str, Any]:
     """Radially binned power spectra of the error of each contender's rollout on the shallow-water test set."""
     import h5py
 
-    spec = {"keys": keys, "scale": asdict(s)}
+    spec = {"keys": keys, "scale": asdict(s), "units": "per-channel RMS of the test targets"}
     if (hit := r.cached("spectrum", spec)) is not None:
         return hit
     data = r.work / "data" / SW
     with h5py.File(data / "test.h5", "r") as f:
         x = np.asarray(f["fields"][: s.n_test], dtype=np.float64)
     steps = x.shape[1] - s.t_in
+    rms = np.sqrt((x[:, s.t_in :] ** 2).mean(axis=(0, 1, 2, 3)))  # per channel: errors in the L2RE's units
     tmp = r.work / "evals" / "spectrum"
     tmp.mkdir(parents=True, exist_ok=True)
     np.save(tmp / "history.npy", x[:, : s.t_in].astype(np.float32))
     target = x[:, s.t_in :]
-    true_p = radial_power(target)
+    true_p = radial_power(target / rms)
     out: dict[str, Any] = {"k": list(range(len(true_p["all"]))), "true": true_p, "models": {}}
     for label, key in keys.items():
         pred_path = tmp / f"{label}.npy"
@@ -377,7 +378,7 @@ def spectrum(r: Runner, s: Scale, keys: dict[str, str]) -> dict[str, Any]:
                str(tmp / "history.npy"), "--layout", "n t x y c", "--steps", str(steps), "--out", str(pred_path)],
               "spectrum")
         pred = np.load(pred_path).astype(np.float64)
-        out["models"][label] = radial_power(pred - target)
+        out["models"][label] = radial_power((pred - target) / rms)
     return r.store("spectrum", {"spec": spec, **out})
 
 
@@ -834,8 +835,8 @@ def _error_location(res: dict[str, Any], s: Scale, plots: Plots) -> list[str]:
     if sp:
         k = np.array(sp["k"])
         n = s.res
-        bands = [("low |k| ≤ N/8", k <= n // 8), ("mid N/8 < |k| ≤ N/4", (k > n // 8) & (k <= n // 4)),
-                 ("high |k| > N/4", k > n // 4)]
+        bands = [("low: k ≤ N/8", k <= n // 8), ("mid: N/8 < k ≤ N/4", (k > n // 8) & (k <= n // 4)),
+                 ("high: k > N/4", k > n // 4)]
         rows = []
         for which in ("first", "all"):
             for c, m in sp["models"].items():
@@ -843,18 +844,22 @@ def _error_location(res: dict[str, Any], s: Scale, plots: Plots) -> list[str]:
                 tot = e.sum()
                 rows.append([c, "step 1" if which == "first" else "all steps", f"{tot:.3g}"]
                             + [f"{e[mask].sum() / tot:.0%}" for _, mask in bands])
-        L += ["Error power by radial wavenumber band (|k| in grid units, N = " + str(n) + "; share of the error "
-              "power, and the total):", "", _table(["model", "steps", "total error power"] + [b for b, _ in bands],
+        L += ["Error power by radial wavenumber band (k = |k| in grid units, N = " + str(n) + "; each channel "
+              "divided by the RMS of its true field first, so channels weigh as in the L2RE; the total and the "
+              "share of each band):", "", _table(["model", "steps", "total error power"] + [b for b, _ in bands],
                                                     rows), ""]
         if "dpot_pre" in sp["models"] and ("fno_eq" in sp["models"] or "fno" in sp["models"]):
             f = "fno_eq" if "fno_eq" in sp["models"] else "fno"
             d, q = np.array(sp["models"]["dpot_pre"]["first"]), np.array(sp["models"][f]["first"])
             kp = n // 4  # patch 4: the patch grid's frequency
             ratio = d / np.maximum(q, 1e-30)
+            peak = {c: np.array(m["first"])[kp] / np.mean(np.array(m["first"])[[kp - 1, kp + 1]])
+                    for c, m in sp["models"].items()}
             L += [f"One-step error power of `dpot_pre` over `{f}` per |k|: "
                   + ", ".join(f"{int(kk)}: {ratio[kk]:.1f}×" for kk in k if kk <= n // 2) + ". "
-                  f"The patch grid's frequency is |k| = N/4 = {kp}; a peak there in DPOT's error (and not in the "
-                  "FNO's) is the patch artefact seen in the snapshots.", ""]
+                  f"The patch grid's frequency is |k| = N/4 = {kp}; the one-step error power there over the mean of "
+                  f"its two neighbours (a patch artefact shows as a peak > 1): "
+                  + ", ".join(f"`{c}` {v:.2f}" for c, v in peak.items()) + ".", ""]
         plots.spectrum(sp, n)
         L += ["![error spectrum](results/fno_gap_spectrum.png)", ""]
     return L
@@ -996,7 +1001,20 @@ def _cause(res: dict[str, Any], s: Scale) -> list[str]:
         shares = {c: np.array(m["first"])[hi].sum() / np.array(m["first"]).sum() for c, m in sp["models"].items()}
         L.append("Share of the one-step error power above |k| = N/4: "
                  + ", ".join(f"`{c}` {v:.0%}" for c, v in shares.items()) + ".")
-    return L[:2] + [" ".join(L[2:]), ""]
+    need = ["What a larger (GPU) scale would need to test: fine-tuning budgets of 10⁴–10⁵ steps with several "
+            "seeds (every curve here is still falling at its last point)"]
+    if rr > 1 and r1 > 0 and math.log(max(r1, 1e-9)) / math.log(rr) < 0.5:
+        need.append("multi-step training against the rollout error growth (`train.t_ar` > 1 with "
+                    "`train.pushforward=true`, which this run did not try)")
+    p2, p4 = res.get("abl_scratch_p2"), res.get("abl_scratch_p4")
+    if p2 and p4 and p2["final"]["one_step"] < p4["final"]["one_step"]:
+        need.append(f"pre-training with patch 2 (from scratch it lowered the one-step error "
+                    f"{_f(p4['final']['one_step'])} → {_f(p2['final']['one_step'])} at "
+                    f"{p2['cpu_per_step'] / p4['cpu_per_step']:.1f}× the CPU per step) or grids of 64²–128² so "
+                    "that patch 4 or 8 leaves a finer token grid than 8×8")
+    need.append("pre-training at the paper's size and length, since the pre-trained backbone's advantage over "
+                "scratch is what the comparison with the FNO rests on")
+    return L[:2] + [" ".join(L[2:]), "", "; ".join(need) + ".", ""]
 
 
 def _all_keys(s: Scale) -> list[str]:
