@@ -582,6 +582,8 @@ class Study:
             sys.exit("fno_gap: --collect needs the JSON of an earlier call (for its wall times)")
         self.started, self.t0 = old["meta"]["calls"][-1]["started"], time.time() - old["meta"]["calls"][-1]["wall_s"]
         self.load0 = old["meta"]["calls"][-1]["load_start"]
+        if (recipe := choose_recipe(self.results, self.s)) is not None:
+            save_recipe(self.work, recipe)
         self.save()
 
     def save(self) -> None:
@@ -624,6 +626,9 @@ def save_recipe(work: Path, recipe: dict[str, Any]) -> None:
     ft = yaml.safe_load((work / "finetune.yaml").read_text())
     for o in recipe["overrides"]:
         _set(ft, o)
+    for cfg in (pre, ft):  # the study's logging/evaluation knobs are not part of the recipe
+        for k in ("log_every", "eval_every", "eval_trajectories", "eval_steps", "checkpoint_every", "progress"):
+            cfg["train"].pop(k, None)
     head = ("# Chosen by studies/fno_gap.py on the shallow-water validation split (docs/fno-gap.md, part 4).\n"
             + "".join(f"#   {w}\n" for w in recipe["why"]))
     (RECIPES / "cpu-pretrain.yaml").write_text(
