@@ -768,7 +768,9 @@ def _part1(res: dict[str, Any], s: Scale, scale: str, plots: Plots) -> list[str]
                 rows.append([f"{t:.0f}", f"{p['steps']}", _f(p["rollout"])]
                             + [_f(_at_time(runs[c], t)) for c in others])
             L += ["At equal training CPU time (the times of `dpot_pre`'s checkpoints; others interpolated "
-                  "log-log between their own checkpoints, – where outside what they ran):", "",
+                  "log-log between their own checkpoints, – where outside what they ran). A slower model is read "
+                  "here in mid-schedule, before its learning rate has decayed, which favours the faster one; part 4 "
+                  "gives the FNO its own full schedule in the same CPU time:", "",
                   _table(["CPU s", "dpot_pre steps", "dpot_pre"] + others, rows), ""]
         L += _verdicts(fam, runs)
         L += [f"![{fam}](results/fno_gap_curve_{fam}.png)", ""]
