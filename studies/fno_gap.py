@@ -60,7 +60,7 @@ CONTENDERS = {
     "recipe": "DPOT demo, pre-trained, recipe (part 4)",
     "fno_eq_recipe": f"FNO width {FNO_EQ_WIDTH} with the recipe's data/optimiser settings, steps for equal CPU time",
 }
-BASE_OPTS = {"channel_mask": "true", "symmetric_modes": "true"}
+BASE_OPTS = {"channel_mask": True, "symmetric_modes": True}
 BIG = 10**9
 
 
@@ -639,7 +639,9 @@ def save_recipe(work: Path, recipe: dict[str, Any]) -> None:
     head = ("# Chosen by studies/fno_gap.py on the shallow-water validation split (docs/fno-gap.md, part 4).\n"
             + "".join(f"#   {w}\n" for w in recipe["why"]))
     (RECIPES / "cpu-pretrain.yaml").write_text(
-        "# CPU-scale pre-training of the FNO-gap study (demo DPOT, 3 padded channels, kappa 0.02).\n"
+        "# CPU-scale pre-training of the FNO-gap study (demo DPOT, 3 padded channels, kappa 0.02). Its corpus:\n"
+        "#   dpot generate ns2d_vorticity --param nu=1e-3 --name ns2d_nu1e-3 --res 32 --frames 30 --n 32 --out DIR\n"
+        "#   (the same with nu=1e-4 / ns2d_nu1e-4, and diffusion_reaction_2d --param dt=0.2), then\n"
         "#   dpot pretrain --config studies/recipes/cpu-pretrain.yaml --out RUN data.root=DIR\n"
         + yaml.safe_dump(pre, sort_keys=False))
     (RECIPES / "cpu-finetune.yaml").write_text(
