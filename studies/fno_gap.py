@@ -423,7 +423,9 @@ def ablations(s: Scale) -> list[tuple[str, str, str, tuple[str, ...], str]]:
              ("train.noise=0.02", "train.noise_mode=rms"), ""),
             ("tin5", "T_in", "T_in=5 (time aggregation resampled)", ("data.t_in=5",), ""),
             ("freeze_heads", "adaptation", "heads first for 10% of the steps, layer decay 0.8",
-             (f"finetune.heads_only_steps={max(1, s.abl_steps // 10)}", "finetune.layer_decay=0.8"), "")]
+             (f"finetune.heads_only_steps={max(1, s.abl_steps // 10)}", "finetune.layer_decay=0.8"), ""),
+            ("pushforward", "multi-step", "3 auto-regressive steps per sample, gradient through the last "
+             "(pushforward)", ("train.t_ar=3", "train.pushforward=true"), "")]
     return rows
 
 
@@ -1073,8 +1075,11 @@ def _cause(res: dict[str, Any], s: Scale) -> list[str]:
     need = ["What a larger (GPU) scale would need to test: fine-tuning budgets of 10⁴–10⁵ steps with several "
             "seeds"]
     if rr > 1 and r1 > 0 and math.log(max(r1, 1e-9)) / math.log(rr) < 0.5:
+        pf, base = res.get("abl_pushforward"), res.get("abl_base")
+        tried = (f"; at {s.abl_steps} steps it moved the test rollout {_f(base['final']['rollout'])} → "
+                 f"{_f(pf['final']['rollout'])} (ablation)" if pf and base else "")
         need.append("multi-step training against the rollout error growth (`train.t_ar` > 1 with "
-                    "`train.pushforward=true`, which this run did not try)")
+                    f"`train.pushforward=true`{tried})")
     p2, p4 = res.get("abl_scratch_p2"), res.get("abl_scratch_p4")
     if p2 and p4 and p2["final"]["one_step"] < p4["final"]["one_step"]:
         need.append(f"pre-training with patch 2 (from scratch it lowered the one-step error "
