@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -444,6 +444,15 @@ def curve_jobs(s: Scale, fam: str, which: tuple[str, ...]) -> list[FT]:
     return [table[w] for w in which]
 
 
+SEED_CHECK = ("dpot_pre", "dpot_scratch", "fno_eq", "fno")
+
+
+def seed_jobs(s: Scale) -> list[FT]:
+    """The main curves' contenders again with training seed 1, evaluated at the full budget only."""
+    return [replace(j, key=f"seed1_{j.family}_{c}", every=0, final=False, overrides=(*j.overrides, "train.seed=1"))
+            for fam in FAMILIES for c, j in zip(SEED_CHECK, curve_jobs(s, fam, SEED_CHECK))]
+
+
 def ablation_jobs(s: Scale) -> list[FT]:
     jobs = []
     for key, _, _, over, init in ablations(s):
@@ -574,7 +583,8 @@ class Study:
         self.run_all(self.ft([*(curve_jobs(s, SW, ("dpot_l_pre",)) + curve_jobs(s, DARCY, ("dpot_l_pre",))
                                 if curves else []),
                               *(shot_jobs(s) if "shots" in parts else []),
-                              *(curve_jobs(s, SMOKE, (*main4, "dpot_l_pre")) if curves else [])]))
+                              *(curve_jobs(s, SMOKE, (*main4, "dpot_l_pre")) if curves else []),
+                              *(seed_jobs(s) if "seeds" in parts else [])]))
         self.save()
 
     def collect(self) -> None:
@@ -1038,13 +1048,38 @@ def _summary(res: dict[str, Any], meta: dict[str, Any], s: Scale) -> list[str]:
               f"trained with the same settings for the same CPU time on {len(wins)} of {done} families "
               f"({', '.join(wins) or 'none'}); the issue asks for 2 of 3, so "
               + ("the recipe meets it." if len(wins) >= 2 else "no recipe found here meets it: the cause follows.")]
-    L += [""] + _cause(res, s)
+    L += [""] + _seed_check(res, s) + _cause(res, s)
     missing = [k for k in _all_keys(s) if k not in res]
     if missing:
         L += ["**Not run in this call** (the same command continues them; finished runs are reused): "
               + ", ".join(f"`{k}`" for k in missing) + ".", ""]
     L += ["Raw numbers: `docs/results/fno_gap.json`."]
     return L
+
+
+def _seed_check(res: dict[str, Any], s: Scale) -> list[str]:
+    """Seed 0 (the curves) beside seed 1 at the full budget, and whether DPOT-vs-FNO orderings survive the seed."""
+    rows, flips, pairs = [], [], 0
+    for fam in FAMILIES:
+        row, vals = [fam], {}
+        for c in SEED_CHECK:
+            a, b = res.get(f"curve_{fam}_{c}"), res.get(f"seed1_{fam}_{c}")
+            row.append(f"{_f(a['points'][-1]['rollout'])} / {_f(b['points'][-1]['rollout'])}" if a and b else "–")
+            if a and b:
+                vals[c] = (a["points"][-1]["rollout"], b["points"][-1]["rollout"])
+        rows.append(row)
+        for c in ("fno_eq", "fno"):
+            if "dpot_pre" in vals and c in vals:
+                pairs += 1
+                if (vals["dpot_pre"][0] < vals[c][0]) != (vals["dpot_pre"][1] < vals[c][1]):
+                    flips.append(f"{fam} dpot_pre vs {c}")
+    if not pairs:
+        return []
+    return ["### Seed check", "",
+            f"Test rollout L2RE at {s.curve_steps} steps, training seed 0 (the curves) / seed 1 (same data):", "",
+            _table(["family", *SEED_CHECK], rows), "",
+            f"Of {pairs} DPOT-vs-FNO orderings, {len(flips)} change with the seed"
+            + (f" ({', '.join(flips)})." if flips else "."), ""]
 
 
 def _cause(res: dict[str, Any], s: Scale) -> list[str]:
@@ -1096,7 +1131,7 @@ def _all_keys(s: Scale) -> list[str]:
     for fam in FAMILIES:
         keys += [j.key for j in curve_jobs(s, fam, ("dpot_pre", "fno", "fno_eq", "dpot_scratch", "dpot_l_pre"))]
         keys += [f"curve_{fam}_recipe", f"curve_{fam}_fno_eq_recipe"]
-    return keys + [j.key for j in shot_jobs(s)]
+    return keys + [j.key for j in shot_jobs(s)] + [j.key for j in seed_jobs(s)]
 
 
 class Plots:
@@ -1158,7 +1193,7 @@ class Plots:
 
 
 # ---------------------------------------------------------------------------------------------- main
-PARTS = ("curves", "ablation", "shots", "recipe", "zero")
+PARTS = ("curves", "ablation", "shots", "recipe", "zero", "seeds")
 
 
 def main(argv: list[str] | None = None) -> None:
