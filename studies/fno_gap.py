@@ -1068,7 +1068,7 @@ def _seed_check(res: dict[str, Any], s: Scale) -> list[str]:
             if a and b:
                 vals[c] = (a["points"][-1]["rollout"], b["points"][-1]["rollout"])
         rows.append(row)
-        for c in ("fno_eq", "fno"):
+        for c in ("fno_eq", "fno", "dpot_scratch"):
             if "dpot_pre" in vals and c in vals:
                 pairs += 1
                 if (vals["dpot_pre"][0] < vals[c][0]) != (vals["dpot_pre"][1] < vals[c][1]):
@@ -1078,7 +1078,8 @@ def _seed_check(res: dict[str, Any], s: Scale) -> list[str]:
     return ["### Seed check", "",
             f"Test rollout L2RE at {s.curve_steps} steps, training seed 0 (the curves) / seed 1 (same data):", "",
             _table(["family", *SEED_CHECK], rows), "",
-            f"Of {pairs} DPOT-vs-FNO orderings, {len(flips)} change with the seed"
+            f"Of {pairs} orderings of pre-trained DPOT against the two FNOs and DPOT from scratch, {len(flips)} "
+            "change with the seed"
             + (f" ({', '.join(flips)})." if flips else "."), ""]
 
 
