@@ -1,0 +1,44 @@
+"""The FNO-gap study's pure parts: the recipe is chosen on validation numbers, curves are compared at equal CPU
+time by interpolation, and the committed page is exactly what the report code makes of the committed JSON."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("study_fno_gap", ROOT / "studies" / "fno_gap.py")
+fno_gap = importlib.util.module_from_spec(_spec)
+sys.modules["study_fno_gap"] = fno_gap
+_spec.loader.exec_module(fno_gap)
+
+
+def test_recipe_is_chosen_on_val_and_keeps_the_pretrained_network():
+    s = fno_gap.SCALES["smoke"]
+    res = {f"abl_{key}": {"val": {"rollout": 0.5}} for key, *_ in fno_gap.ablations(s)}
+    assert fno_gap.choose_recipe({}, s) is None
+    res["abl_norm"]["val"]["rollout"] = 0.3  # better on val: taken
+    res["abl_lr3e-3"]["val"]["rollout"] = 0.4  # the better of the two learning rates
+    res["abl_lr3e-4"]["val"]["rollout"] = 0.45
+    res["abl_scratch_p2"]["val"]["rollout"] = 0.1  # from scratch: never part of the recipe
+    rec = fno_gap.choose_recipe(res, s)
+    assert rec["overrides"] == ["data.normalize=true", "optim.lr=3e-3"]
+    del res["abl_noise"]  # a group not finished: no recipe yet
+    assert fno_gap.choose_recipe(res, s) is None
+
+
+def test_equal_time_interpolation():
+    run = {"cpu_per_step": 0.5, "points": [{"steps": 100, "rollout": 1.0}, {"steps": 400, "rollout": 0.25}]}
+    assert fno_gap._times(run) == [50.0, 200.0]
+    assert fno_gap._at_time(run, 100.0) == pytest.approx(0.5)  # log-log: halfway in log time, halfway in log error
+    assert fno_gap._at_time(run, 10.0) is None and fno_gap._at_time(run, 300.0) is None
+
+
+def test_page_rebuilds_from_the_committed_results(tmp_path):
+    payload = json.loads((ROOT / "docs" / "results" / "fno_gap.json").read_text())
+    text = fno_gap.write_report(payload, tmp_path / "fno-gap.md", tmp_path)
+    assert text == (ROOT / "docs" / "fno-gap.md").read_text()
