@@ -280,7 +280,7 @@ def finetune(r: Runner, s: Scale, job: FT) -> dict[str, Any]:
     if job.init:
         args += ["--from", str(r.work / "runs" / job.init / "checkpoint")]
     n_eval = s.n_val if job.split == "val" else s.n_test
-    args += [f"model={job.model}", f"train.n_trajectories={job.n}", f"train.max_steps={job.steps}",
+    args += [f"model={job.model}", f"data.n_trajectories={job.n}", f"train.max_steps={job.steps}",
              f"optim.warmup={max(1, min(50, job.steps // 10))}", f"train.eval_every={job.every}",
              f"train.eval_split={job.split}", f"train.eval_trajectories={n_eval}",
              f"train.eval_steps={max(1, s.frames - s.t_in)}"]
@@ -658,7 +658,7 @@ def save_recipe(work: Path, recipe: dict[str, Any]) -> None:
         + yaml.safe_dump(pre, sort_keys=False))
     (RECIPES / "cpu-finetune.yaml").write_text(
         head + "#   dpot finetune --config studies/recipes/cpu-finetune.yaml --from RUN/checkpoint --data DIR/<set> "
-        "--out FT train.max_steps=N train.n_trajectories=8\n" + yaml.safe_dump(ft, sort_keys=False))
+        "--out FT train.max_steps=N data.n_trajectories=8\n" + yaml.safe_dump(ft, sort_keys=False))
 
 
 # ---------------------------------------------------------------------------------------------- report
