@@ -102,13 +102,12 @@ def make_corpus(work: Path) -> Path:
 
 def pretrain(work: Path, data: Path, steps: int) -> Path:
     """The demo preset pre-trained on the four families (the base checkpoint every method starts from)."""
-    from dpot.config import load_config
-    from dpot.training.config import PretrainConfig
+    from dpot.training import load_pretrain_config
     from dpot.training.pretrain import run_pretrain
 
     run = work / "pre"
     if not (run / "checkpoint" / "config.json").is_file():
-        cfg = load_config(PretrainConfig, ROOT / "configs" / "pretrain" / "demo.yaml", [
+        cfg = load_pretrain_config("demo", [
             f"data.root={data}", f"data.datasets=[{','.join(PRETRAIN_FAMILIES)}]", f"train.max_steps={steps}",
             f"optim.schedule_steps={steps}", "train.eval_every=0", "train.progress=false", "train.log_every=100",
             f"train.checkpoint_every={steps}", f"out={run}"])
@@ -122,7 +121,7 @@ def finetune_case(work: Path, base: Path, data: Path, name: str, lr: float, step
     from dpot.training.finetune import load_finetune_config, run_finetune
 
     out = work / "ft" / f"{name}_lr{lr:g}"
-    cfg = load_finetune_config(ROOT / "configs" / "finetune" / "few_shot.yaml", [
+    cfg = load_finetune_config("few_shot", [
         f"init={base}", f"data.path={data / HELD_OUT}", f"out={out}", f"train.max_steps={steps}",
         "train.n_trajectories=8", f"train.batch_size={batch}", f"optim.lr={lr}", "train.eval_every=0",
         "train.progress=false", "train.log_every=25", f"train.checkpoint_every={steps}",
