@@ -174,9 +174,9 @@ class LoraConfig:
     )  # parameter-name globs (1-D matches such as biases are skipped)
     spectral: bool = True  # also blocks.*.filter.w1/w2 (complex low-rank per block)
     full: list[str] = field(
-        default_factory=lambda: ["patch_embed.*.bias", "blocks.*.bias", "blocks.*.filter.b?", "blocks.*.norm*.weight",
-                                 "out_layer.*.bias"]
-    )  # globs of tensors trained in full and stored in the adapter (default: biases and norms, ~1-2 % of a model)
+        default_factory=lambda: ["patch_embed.*.bias", "blocks.*.bias", "blocks.*.filter.b1", "blocks.*.filter.b2",
+                                 "blocks.*.norm*.weight", "out_layer.*.bias"]
+    )  # globs of tensors trained in full and stored in the adapter (default: biases and norms, 0.3 % of Ti)
     lr_scale: float = num(4.0, gt=0)  # the low-rank factors train at optim.lr x this (the full tensors at optim.lr)
 
     def __post_init__(self) -> None:
