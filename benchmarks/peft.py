@@ -1,13 +1,13 @@
-"""Parameter-efficient fine-tuning: full vs LoRA (rank 4/8/16, with and without the spectral updates) vs
-heads-only (`finetune.freeze=[backbone]`), on a held-out PDE family.
+"""Parameter-efficient fine-tuning: full vs LoRA (rank 4/8/16, with and without the spectral updates, and the
+first version's factors-only defaults) vs heads-only (`finetune.freeze=[backbone]`), on a held-out PDE family.
 
 Two parts, both written to one JSON:
 - **Ti** (the released size, 128², C=4, T_in=10): trainable parameters, bytes of AdamW state and the time of one
   optimiser step (batch 1, random weights and data: costs do not depend on the weights), per method.
 - **demo** preset (sized to a 32² corpus it generates): pre-train on four families, hold out shallow water,
   fine-tune each method (no heads-first phase, no layer decay) on its first 8 training trajectories at two
-  learning rates, pick the rate by
-  validation L2RE, report test rollout L2RE, trainable parameters, AdamW state bytes (read from the run's
+  learning rates (`optim.lr`; LoRA factors at `finetune.lora.lr_scale` times it), pick the rate by validation
+  L2RE, report test rollout L2RE, trainable parameters, AdamW state bytes (read from the run's
   `training_state.pt`) and step time.
 
     python benchmarks/peft.py [--work DIR] [--pretrain-steps 400] [--finetune-steps 80] [--batch 4] [--lrs 2e-3,8e-3]
@@ -38,6 +38,9 @@ METHODS: dict[str, list[str]] = {
     "lora-r8": [*LORA, "finetune.lora.rank=8"],
     "lora-r16": [*LORA, "finetune.lora.rank=16"],
     "lora-r8-no-spectral": [*LORA, "finetune.lora.rank=8", "finetune.lora.spectral=false"],
+    # the first version's defaults: only the factors train, at optim.lr, the temporal aggregation not targeted
+    "lora-r8-factors-only": [*LORA, "finetune.lora.rank=8", "finetune.lora.full=[]", "finetune.lora.lr_scale=1",
+                             "finetune.lora.targets=[blocks.*.mlp.*.weight,patch_embed.proj.*.weight,out_layer.*.weight]"],
 }
 LRS = (2e-3, 8e-3)
 
@@ -53,7 +56,8 @@ def ti_costs(rounds: int = 3, batch: int = 1) -> dict[str, dict]:
     machine hits them alike; s/step is the median."""
     from dpot.evaluation.metrics import relative_l2_loss
     from dpot.models import DPOT, count_parameters
-    from dpot.models.lora import LoraConfig, count_trainable, inject
+    from dpot.models.lora import count_trainable, inject
+    from dpot.training.finetune import load_finetune_config
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(batch, 128, 128, 10, 4, generator=g), torch.randn(batch, 128, 128, 1, 4, generator=g)
@@ -61,11 +65,9 @@ def ti_costs(rounds: int = 3, batch: int = 1) -> dict[str, dict]:
     for name, overrides in METHODS.items():
         torch.manual_seed(0)
         model = DPOT.from_preset("Ti")
-        opts = dict(o.split("=", 1) for o in overrides)
-        if opts.get("finetune.method") == "lora":
-            cfg = LoraConfig(rank=int(opts["finetune.lora.rank"]),
-                             spectral=opts.get("finetune.lora.spectral", "true") == "true")
-            model = inject(model, cfg)
+        adapt = load_finetune_config(None, overrides).finetune
+        if adapt.method == "lora":
+            model = inject(model, adapt.lora)
         elif name == "heads-only":
             for n, p in model.named_parameters():
                 p.requires_grad_(not n.startswith("blocks."))
@@ -102,13 +104,12 @@ def make_corpus(work: Path) -> Path:
 
 def pretrain(work: Path, data: Path, steps: int) -> Path:
     """The demo preset pre-trained on the four families (the base checkpoint every method starts from)."""
-    from dpot.config import load_config
-    from dpot.training.config import PretrainConfig
+    from dpot.training import load_pretrain_config
     from dpot.training.pretrain import run_pretrain
 
     run = work / "pre"
     if not (run / "checkpoint" / "config.json").is_file():
-        cfg = load_config(PretrainConfig, ROOT / "configs" / "pretrain" / "demo.yaml", [
+        cfg = load_pretrain_config("demo", [
             f"data.root={data}", f"data.datasets=[{','.join(PRETRAIN_FAMILIES)}]", f"train.max_steps={steps}",
             f"optim.schedule_steps={steps}", "train.eval_every=0", "train.progress=false", "train.log_every=100",
             f"train.checkpoint_every={steps}", f"out={run}"])
@@ -122,7 +123,7 @@ def finetune_case(work: Path, base: Path, data: Path, name: str, lr: float, step
     from dpot.training.finetune import load_finetune_config, run_finetune
 
     out = work / "ft" / f"{name}_lr{lr:g}"
-    cfg = load_finetune_config(ROOT / "configs" / "finetune" / "few_shot.yaml", [
+    cfg = load_finetune_config("few_shot", [
         f"init={base}", f"data.path={data / HELD_OUT}", f"out={out}", f"train.max_steps={steps}",
         "train.n_trajectories=8", f"train.batch_size={batch}", f"optim.lr={lr}", "train.eval_every=0",
         "train.progress=false", "train.log_every=25", f"train.checkpoint_every={steps}",

@@ -16,6 +16,8 @@ from dpot.cli import main
 from dpot.errors import DpotError
 from dpot.models import DPOT, load_model
 from dpot.models.lora import LoraConfig, LoraDPOT, attach, count_trainable, inject
+from dpot.training.config import AdaptConfig
+from dpot.training.param_groups import param_groups
 
 SMALL = dict(img_size=16, patch_size=4, embed_dim=32, depth=2, n_blocks=4, mlp_ratio=1, out_layer_dim=8,
              in_timesteps=3, modes=3)
@@ -42,7 +44,7 @@ def test_trainable_counts_and_merge_equals_unmerged(spectral):
     base = small_dpot()
     r, d, h = 4, 32, 4
     b = d // h
-    cfg = LoraConfig(rank=r, spectral=spectral, targets=["blocks.*.mlp.*.weight", "time_agg_layer.w"])
+    cfg = LoraConfig(rank=r, spectral=spectral, targets=["blocks.*.mlp.*.weight", "time_agg_layer.w"], full=[])
     lora = inject(base, cfg)
     with torch.no_grad():
         assert torch.equal(lora(X), base(X))  # the zero-initialised factors start at the base network
@@ -60,9 +62,30 @@ def test_trainable_counts_and_merge_equals_unmerged(spectral):
     torch.testing.assert_close(ref, out, rtol=1e-5, atol=1e-6)
 
 
+def test_defaults_train_biases_and_norms_in_full_and_the_factors_at_a_higher_rate():
+    """Regression: with only the low-rank factors training at optim.lr, held-out rollouts stayed near the
+    untrained level (docs/downstream.md); biases/norms train in full, the factors at lr x lr_scale."""
+    base = small_dpot()
+    lora = inject(base, LoraConfig(rank=2))
+    params = dict(lora.named_parameters())
+    full = {"blocks.0.norm1.weight", "blocks.1.norm2.bias", "blocks.0.mlp.0.bias", "blocks.1.filter.b2",
+            "patch_embed.proj.0.bias", "out_layer.4.bias"}
+    assert full <= set(params) and full <= set(lora.lora_record["full"]) and full <= set(lora.state_dict())
+    assert "time_agg_layer.w" in lora.lora_record["targets"] and "pos_embed" not in params
+    lora(X).square().mean().backward()
+    assert all(params[n].grad.abs().sum() > 0 for n in params if n.endswith(".b") or n in full)  # all reached
+    groups = param_groups(lora, AdaptConfig(method="lora"), lr=1e-3)
+    lr_of = {n: g["lr"] for g in groups for n in g["params"]}
+    assert set(lr_of) == set(params)  # the optimiser holds every trainable tensor
+    assert lr_of["blocks.0.mlp.0.parametrizations.weight.0.a"] == pytest.approx(4e-3)
+    assert lr_of["blocks.0.norm1.weight"] == pytest.approx(1e-3)
+
+
 def test_unknown_or_empty_targets_are_one_line():
     with pytest.raises(DpotError, match="matches no parameter"):
         inject(small_dpot(), LoraConfig(targets=["blocks.*.attn.weight"]))
+    with pytest.raises(DpotError, match="finetune.lora.full"):
+        inject(small_dpot(), LoraConfig(full=["blocks.*.gamma"]))
     with pytest.raises(DpotError, match="select no weight matrix"):
         inject(small_dpot(), LoraConfig(targets=["blocks.*.norm1.*"], spectral=False))
     with pytest.raises(DpotError, match="rank=0"):
@@ -76,7 +99,9 @@ def test_adapter_save_load_export(tmp_path, capsys):
     with torch.no_grad():  # a tensor the task adaptation changed: trains in full, stored in the adapter
         adapted.pos_embed.mul_(2)
     lora = attach(adapted, base, tmp_path / "base", LoraConfig(rank=2))
-    assert lora.lora_record["full"] == ["pos_embed"] and "blocks.0.filter.w1" in lora.lora_record["targets"]
+    full = lora.lora_record["full"]  # the changed tensor and the default biases/norms
+    assert "pos_embed" in full and "blocks.0.norm1.weight" in full
+    assert "blocks.0.filter.w1" in lora.lora_record["targets"]
     perturb(lora)
     lora.save_pretrained(tmp_path / "adapter", extra={"normalization": None, "step": 7})
     adapter = load_file(str(tmp_path / "adapter" / "model.safetensors"))

@@ -163,14 +163,21 @@ class FNOConfig(FNOSize):
 
 @dataclass
 class LoraConfig:
-    """`finetune.lora.*`: rank, scale, which weights get a low-rank update, and whether the spectral ones do."""
+    """`finetune.lora.*`: rank, scale, which weights get a low-rank update (and whether the spectral ones do),
+    which small tensors train in full, and the factors' learning-rate multiplier."""
 
     rank: int = num(8, ge=1)
     alpha: float | None = num(None, gt=0, null="scale 1")  # update scale = alpha / rank; null = rank (scale 1)
     targets: list[str] = field(
-        default_factory=lambda: ["blocks.*.mlp.*.weight", "patch_embed.proj.*.weight", "out_layer.*.weight"]
-    )  # parameter-name globs (1-D matches such as biases are skipped); e.g. add time_agg_layer.w
+        default_factory=lambda: ["blocks.*.mlp.*.weight", "patch_embed.proj.*.weight", "out_layer.*.weight",
+                                 "time_agg_layer.w"]
+    )  # parameter-name globs (1-D matches such as biases are skipped)
     spectral: bool = True  # also blocks.*.filter.w1/w2 (complex low-rank per block)
+    full: list[str] = field(
+        default_factory=lambda: ["patch_embed.*.bias", "blocks.*.bias", "blocks.*.filter.b1", "blocks.*.filter.b2",
+                                 "blocks.*.norm*.weight", "out_layer.*.bias"]
+    )  # globs of tensors trained in full and stored in the adapter (default: biases and norms, 0.3 % of Ti)
+    lr_scale: float = num(4.0, gt=0)  # the low-rank factors train at optim.lr x this (the full tensors at optim.lr)
 
     def __post_init__(self) -> None:
         check_fields(self)

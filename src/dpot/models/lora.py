@@ -14,7 +14,8 @@ Three kinds of update (`scale = alpha / rank`, the second factor starts at zero 
 
 Frozen tensors become non-persistent buffers, so `state_dict()` (what a checkpoint saves) is exactly the
 adapter: the low-rank factors plus any tensor that trains in full (those the task adaptation created or
-changed). `LoraDPOT.from_pretrained` rebuilds base + adapter; `merged()` folds the updates into a plain `DPOT`.
+changed, and `finetune.lora.full`: biases and norms by default). `LoraDPOT.from_pretrained` rebuilds base +
+adapter; `merged()` folds the updates into a plain `DPOT`.
 """
 
 from __future__ import annotations
@@ -105,6 +106,19 @@ def target_names(model: nn.Module, cfg: LoraConfig) -> list[str]:
     return names
 
 
+def full_names(model: nn.Module, cfg: LoraConfig) -> list[str]:
+    """Names of the parameters `cfg.full` trains in full (biases and norms by default)."""
+    params = [n for n, _ in model.named_parameters()]
+    names: list[str] = []
+    for pattern in cfg.full:
+        hits = [n for n in params if fnmatch.fnmatchcase(n, pattern)]
+        if not hits:
+            raise DpotError(f"finetune.lora.full: {pattern!r} matches no parameter (e.g. blocks.*.bias, "
+                            "blocks.*.norm*.weight, time_agg_layer.gamma; [] trains only the low-rank factors)")
+        names += [n for n in hits if n not in names]
+    return names
+
+
 def _split(model: nn.Module, name: str) -> tuple[nn.Module, str]:
     module_name, _, leaf = name.rpartition(".")
     return (model.get_submodule(module_name) if module_name else model), leaf
@@ -191,14 +205,15 @@ class LoraDPOT(DPOT):
 
 def inject(model: DPOT, cfg: LoraConfig, train: Iterable[str] = (), base: dict[str, Any] | None = None) -> LoraDPOT:
     """A `LoraDPOT` over `model`'s weights: `cfg`'s targets get low-rank updates, the tensors named in `train`
-    stay trainable in full, everything else is frozen (a non-persistent buffer). `base` is the pointer record."""
+    or matched by `cfg.full` stay trainable in full, everything else is frozen (a non-persistent buffer). `base`
+    is the pointer record."""
     if type(model) is not DPOT:
         raise DpotError("finetune.method=lora adapts a plain DPOT network (not the FNO baseline or an adapter)")
     with torch.device("meta"):
         lora = LoraDPOT(model.config)
     lora.load_state_dict(model.state_dict(), assign=True)
     lora.reset_buffers()
-    train = set(train)
+    train = set(train) | set(full_names(lora, cfg))
     targets = [n for n in target_names(lora, cfg) if n not in train]  # a fully trained tensor needs no update
     for name, p in list(lora.named_parameters()):
         if name in train:

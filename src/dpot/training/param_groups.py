@@ -1,5 +1,6 @@
 """Parameter groups for fine-tuning: which parameters train (`finetune.freeze`, `heads_only_steps`) and at
-which learning rate (layer-wise decay, `finetune.lr_scale`); the groups go to `optim.build_optimizer`."""
+which learning rate (layer-wise decay, `finetune.lr_scale`, `finetune.lora.lr_scale`); the groups go to
+`optim.build_optimizer`."""
 
 from __future__ import annotations
 
@@ -67,6 +68,8 @@ def param_groups(model: nn.Module, cfg: AdaptConfig, lr: float) -> list[dict[str
         for pre, s in scales:
             if _matches(name, pre):
                 factor *= s
+        if cfg.method == "lora" and ".parametrizations." in name:  # a low-rank factor (models/lora.py)
+            factor *= cfg.lora.lr_scale
         groups.setdefault(factor, []).append(name)
     if not groups:
         raise DpotError("finetune.freeze leaves no parameter to train")
