@@ -4,6 +4,8 @@ One `Trainer` = one run directory. Each optimiser step draws `grad_accum` micro-
 balanced sampler, noises the inputs, rolls the model out `t_ar` steps (optionally pushforward), and updates
 with clipping. It logs to `metrics.jsonl` and TensorBoard, evaluates short rollouts on held-out trajectories,
 and writes atomic checkpoints that resume bit-for-bit (same weights as an uninterrupted run).
+Around the loop: `state` saves and restores the run's state, `heldout` evaluates, `engine` builds what the
+step calls (torch.compile with an eager fallback), `distributed` wraps the model for DDP/FSDP.
 """
 
 from __future__ import annotations
