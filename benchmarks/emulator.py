@@ -52,7 +52,7 @@ def family_settings(name: str) -> tuple[int | None, dict[str, Any]]:
 def time_solver(name: str, res: int, batch: int, frames: int | None, device: torch.device,
                 repeats: int = 1) -> dict[str, Any]:
     """Seconds per output frame of the family's solver for `batch` trajectories on a `res` grid."""
-    from dpot.solvers.generate import resolve
+    from dpot.solvers.jobs import resolve
     from dpot.solvers.presets import DatasetSpec
 
     preset_frames, params = family_settings(name)

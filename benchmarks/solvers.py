@@ -26,7 +26,7 @@ import torch
 
 from dpot.io import write_json
 from dpot.machine import machine_info
-from dpot.solvers.generate import resolve
+from dpot.solvers.jobs import resolve
 from dpot.solvers.presets import PRESETS, DatasetSpec
 from dpot.solvers.registry import FAMILIES
 

@@ -153,7 +153,7 @@ def test_presets_meet_their_promises():
 
 
 def test_paper_shards_partition_the_jobs(tmp_path):
-    from dpot.solvers.generate import assign_shard, plan, resolve
+    from dpot.solvers.jobs import assign_shard, plan, resolve
 
     paper = PRESETS["paper"]
     jobs = plan([resolve(d) for d in paper.datasets], tmp_path, paper.part_size)

@@ -11,8 +11,9 @@ from test_train_loop import TINY, make_corpus
 import dpot.training.trainer as trainer_mod
 from dpot.data.format import DatasetMeta, write_split
 from dpot.training import load_pretrain_config
+from dpot.training.engine import EagerFallback
 from dpot.training.pretrain import build_mixture, build_model, select_datasets
-from dpot.training.trainer import EagerFallback, Trainer
+from dpot.training.trainer import Trainer
 
 
 def _trainer(root, run, *overrides) -> Trainer:
@@ -143,7 +144,7 @@ def test_torchrun_ranks_get_their_local_gpu(monkeypatch):
 
 
 def test_tf32_policy_is_set_for_the_block_and_restored():
-    from dpot.training.trainer import tf32_policy
+    from dpot.training.engine import tf32_policy
 
     old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     for enabled in (True, False):

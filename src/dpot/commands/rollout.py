@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from dpot.commands.loading import add_inference_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint directory")
@@ -29,16 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--include-history", action="store_true", help="write the history frames before the predicted ones"
     )
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--device", default="auto", help="cpu, cuda, or auto")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="load-time model option that keeps every weight's shape, e.g. interpolate_pos_embed=true "
-        "(repeatable)",
-    )
+    add_inference_arguments(parser)
     parser.add_argument(
         "--dataset",
         metavar="NAME",

@@ -4,6 +4,7 @@ read once per log) and the run's log (`metrics.jsonl` and TensorBoard)."""
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -113,3 +114,9 @@ class RunLog:
     def close(self) -> None:
         self.file.close()
         self.tb.close()
+
+
+def step_seconds(rates: list[tuple[int, float]]) -> float | None:
+    """Seconds per optimiser step: 1 / the median step rate of the logging intervals after step 2 (warm-up)."""
+    warm = [r for step, r in rates if step > 2 and r > 0] or [r for _, r in rates if r > 0]
+    return 1.0 / statistics.median(warm) if warm else None

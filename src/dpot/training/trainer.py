@@ -4,6 +4,8 @@ One `Trainer` = one run directory. Each optimiser step draws `grad_accum` micro-
 balanced sampler, noises the inputs, rolls the model out `t_ar` steps (optionally pushforward), and updates
 with clipping. It logs to `metrics.jsonl` and TensorBoard, evaluates short rollouts on held-out trajectories,
 and writes atomic checkpoints that resume bit-for-bit (same weights as an uninterrupted run).
+Around the loop: `state` saves and restores the run's state, `heldout` evaluates, `engine` builds what the
+step calls (torch.compile with an eager fallback), `distributed` wraps the model for DDP/FSDP.
 """
 
 from __future__ import annotations
@@ -11,11 +13,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import statistics
 import sys
 import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,14 +29,17 @@ from dpot.config import dump_yaml
 from dpot.data.checks import check_finite
 from dpot.data.mixture import BalancedSampler, Mixture
 from dpot.errors import DpotError
-from dpot.evaluation.metrics import l2re, relative_l2_loss
+from dpot.evaluation.metrics import relative_l2_loss
 from dpot.training import distributed as D
-from dpot.training.checkpoint import find_checkpoint, load_training_state, load_weights, save_checkpoint
+from dpot.training.checkpoint import find_checkpoint, load_weights
 from dpot.training.config import OptimConfig, TrainConfig
 from dpot.training.diagnose import blame_config, describe_bad_samples
-from dpot.training.logs import IntervalStats, RunLog
+from dpot.training.engine import compile_engine, loader_workers, tf32_policy
+from dpot.training.heldout import heldout_l2re
+from dpot.training.logs import IntervalStats, RunLog, step_seconds
 from dpot.training.noise import add_noise
 from dpot.training.optim import apply_schedule, build_optimizer
+from dpot.training.state import restore_run, save_run
 
 
 @dataclass
@@ -91,8 +94,8 @@ class Trainer:
         if resume and ckpt is None:
             raise DpotError(f"{self.run_dir}: no checkpoint to resume from (expected "
                             f"{self.run_dir}/checkpoint)")
-        fsdp = self.env.distributed and cfg.strategy == "fsdp"
-        if ckpt is not None and not fsdp:
+        self.fsdp = self.env.distributed and cfg.strategy == "fsdp"
+        if ckpt is not None and not self.fsdp:
             load_weights(self.model, ckpt)
         trainable = [n for n, p in self.model.named_parameters() if p.requires_grad]
         cls_head = getattr(self.model, "cls_head", None)
@@ -110,10 +113,10 @@ class Trainer:
         self.skipped: list[int] = []  # steps skipped for a non-finite loss or gradient (kept in checkpoints)
         self.bad_run = 0  # skipped steps in a row (see `_count_bad`)
         if ckpt is not None:
-            self._restore(ckpt, fsdp)
+            restore_run(self, ckpt)
         self.consumed = self.sampler.position  # samples this rank has trained on
         self.loader = DataLoader(self.mixture, batch_size=cfg.batch_size, sampler=self.sampler, drop_last=True,
-                                 num_workers=_workers(self.num_workers, dev), pin_memory=dev.type == "cuda")
+                                 num_workers=loader_workers(self.num_workers, dev), pin_memory=dev.type == "cuda")
         if cfg.compile:
             self._compile()
 
@@ -130,97 +133,18 @@ class Trainer:
         return groups
 
     def _compile(self) -> None:
-        """torch.compile the training forward, warmed up with one forward and backward (the class head
-        included when it trains: DDP needs every trainable parameter's gradient); on a failure, there or at any
-        later compiled call (e.g. a new no-grad graph), the step runs in eager mode (see `EagerFallback`)."""
-        self.engine = EagerFallback(torch.compile(self.wrapped), self.wrapped, self.say)
-        item = self.mixture[0]
-        x = item["x"][None].to(self.env.device).repeat(self.cfg.batch_size, *([1] * item["x"].dim()))
-        mask = item["mask"][None].to(self.env.device).repeat(self.cfg.batch_size, 1)
-        try:
-            with self._autocast():
-                out = self.engine(x, channel_mask=mask, return_logits=self.cfg.cls_weight > 0)
-            pred, logits = out if isinstance(out, tuple) else (out, None)
-            loss = pred.float().mean() + (logits.float().mean() if logits is not None else 0)
-            loss.backward()
-        except Exception as exc:  # the backward's compilation (the forward's is caught by EagerFallback)
-            self.engine.disable(exc)
+        """Run the step through torch.compile, falling back to eager mode on a failure (`engine.compile_engine`)."""
+        self.engine = compile_engine(self.wrapped, self.mixture[0], self.cfg.batch_size, self.env.device,
+                                     self._autocast, self.cfg.cls_weight > 0, self.say)
         self.optimizer.zero_grad(set_to_none=True)
 
     def _autocast(self):
         return torch.autocast(self.env.device.type, dtype=torch.bfloat16, enabled=self.autocast)
 
     # ------------------------------------------------------------------------------------------ checkpoints
-    def _state(self) -> dict[str, Any]:
-        """Everything besides the weights that a bit-exact resume needs (gathered from all ranks)."""
-        rng = {"noise": self.noise_gen.get_state(), "torch": torch.get_rng_state()}
-        if self.env.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.env.device)
-        per_rank = D.gather_objects({"sampler": self.sampler.state_dict(position=self.consumed), "rng": rng})
-        if self.env.distributed and self.cfg.strategy == "fsdp":
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
-
-            opt = get_optimizer_state_dict(self.model, self.optimizer,
-                                           options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        else:
-            opt = self.optimizer.state_dict()
-        return {"step": self.step, "optimizer": opt, "sampler": [r["sampler"] for r in per_rank],
-                "rng": [r["rng"] for r in per_rank], "skipped_steps": list(self.skipped),
-                "world_size": self.env.world_size}
-
     def save(self) -> Path:
-        """Write `RUN/checkpoint/` (atomically; every rank must call this)."""
-        state = self._state()
-        model = self.model
-        if self.env.distributed and self.cfg.strategy == "fsdp":
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-            full = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True,
-                                                                             cpu_offload=True))
-            if self.env.is_main:
-                model = type(self.model)(self.model.config)
-                model.load_state_dict(full)
-        path = self.run_dir / "checkpoint"
-        if self.env.is_main:
-            extra = {**self.extra, "train_config": self.config, "step": self.step}
-            save_checkpoint(path, model, extra, state)
-        D.barrier()
-        return path
-
-    def _restore(self, ckpt: Path, fsdp: bool) -> None:
-        state = load_training_state(ckpt)
-        if fsdp:
-            from safetensors.torch import load_file
-            from torch.distributed.checkpoint.state_dict import (
-                StateDictOptions,
-                set_model_state_dict,
-                set_optimizer_state_dict,
-            )
-
-            weights = load_file(str(ckpt / "model.safetensors"))
-            set_model_state_dict(self.model, weights, options=StateDictOptions(full_state_dict=True))
-            # parameters that never had a gradient (an unused class head) have no optimizer state
-            set_optimizer_state_dict(self.model, self.optimizer, state["optimizer"],
-                                     options=StateDictOptions(full_state_dict=True, strict=False))
-        else:
-            self.optimizer.load_state_dict(state["optimizer"])
-        self.step = int(state["step"])
-        self.skipped = list(state.get("skipped_steps", []))
-        rank = self.env.rank
-        if int(state.get("world_size", 1)) != self.env.world_size:
-            self.say(f"checkpoint was written with {state.get('world_size')} ranks, resuming with "
-                      f"{self.env.world_size}: the data order will differ from an uninterrupted run")
-            sampler = dict(state["sampler"][0], rank=rank, world_size=self.env.world_size)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self.sampler.load_state_dict(sampler)
-            return
-        self.sampler.load_state_dict(state["sampler"][rank])
-        rng = state["rng"][rank]
-        self.noise_gen.set_state(rng["noise"])
-        torch.set_rng_state(rng["torch"])
-        if "cuda" in rng and self.env.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"], self.env.device)
+        """Write `RUN/checkpoint/` (atomically; every rank must call this; see `training.state`)."""
+        return save_run(self)
 
     # --------------------------------------------------------------------------------------------- the step
     def _losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -351,41 +275,13 @@ class Trainer:
                             "warm-up or check the data, then resume from the last checkpoint")
 
     # ----------------------------------------------------------------------------------------------- eval
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Per-dataset L2RE of a `train.eval_steps`-step rollout from the first T_in frames of each held-out
         trajectory (no noise), under the run's TF32 policy. Every rank computes it (FSDP needs all ranks in each
         forward). It runs the eager model, whatever `train.compile` says."""
         with tf32_policy(self.cfg.tf32):
-            return self._evaluate()
-
-    def _evaluate(self) -> dict[str, float]:
-        from dpot.models import rollout
-
-        results = {}
-        was_training = self.model.training
-        self.model.eval()
-        for ds in self.eval_sets:
-            total, n = 0.0, 0
-            for batch in DataLoader(ds, batch_size=self.cfg.batch_size):
-                hist = batch["history"].to(self.env.device)
-                target = batch["target"].to(self.env.device)
-                steps = min(self.cfg.eval_steps, target.shape[-2])
-                with self._autocast():
-                    pred = rollout(self.model, hist, steps, channel_mask=batch["mask"].to(self.env.device))
-                err = l2re(pred.float(), target[..., :steps, :].float(),
-                           batch.get("target_mask", batch["mask"]).to(self.env.device))
-                total += float(err.sum())
-                n += err.shape[0]
-            results[str(getattr(ds, "name", len(results)))] = total / max(n, 1)
-        self.model.train(was_training)
-        if self.env.distributed and self.cfg.strategy == "fsdp":  # forward without backward: reshard
-            from torch.distributed.fsdp import FSDPModule
-
-            for module in self.model.modules():
-                if isinstance(module, FSDPModule):
-                    module.reshard()
-        return results
+            return heldout_l2re(self.model, self.eval_sets, self.cfg.batch_size, self.cfg.eval_steps,
+                                self.env.device, self._autocast, self.fsdp)
 
     # ---------------------------------------------------------------------------------------------- logging
     def say(self, msg: str) -> None:
@@ -488,57 +384,5 @@ class Trainer:
                 D.teardown()
         result.step = self.step
         result.skipped_steps = list(self.skipped)
-        result.step_seconds = _step_seconds(self._step_rates)
+        result.step_seconds = step_seconds(self._step_rates)
         return result
-
-
-def _workers(num_workers: int | None, device: torch.device) -> int:
-    """DataLoader worker processes: as configured, or by default 2 on a GPU (the training process mostly waits
-    for the device, so loading in workers overlaps compute) and 0 on a CPU (where the training process's own
-    threads already use the cores; workers measured slower there, docs/training.md)."""
-    if num_workers is not None:
-        return num_workers
-    return 2 if device.type == "cuda" else 0
-
-
-@contextlib.contextmanager
-def tf32_policy(enabled: bool) -> Iterator[None]:
-    """fp32 matmuls and cuDNN convolutions on TF32 tensor cores (`train.tf32`) or in true fp32, for the block;
-    torch's previous switches come back afterwards. No effect on CPUs."""
-    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-
-
-class EagerFallback:
-    """Calls a torch.compile'd module; if a call fails (at the first call, or when a new graph is compiled
-    later, e.g. a no-grad one), warns once and calls the eager module from then on. An error that eager mode
-    raises too is a real one and propagates."""
-
-    def __init__(self, compiled: Callable, eager: Callable, say: Callable[[str], None]):
-        self.compiled: Callable | None = compiled
-        self.eager, self.say = eager, say
-
-    def __call__(self, *args, **kwargs):
-        if self.compiled is not None:
-            try:
-                return self.compiled(*args, **kwargs)
-            except Exception as exc:  # compilation errors come in many types
-                self.disable(exc)
-        return self.eager(*args, **kwargs)
-
-    def disable(self, exc: Exception) -> None:
-        """Use eager mode from now on, saying why (once)."""
-        if self.compiled is not None:
-            self.compiled = None
-            self.say(f"torch.compile failed ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}); "
-                     "training in eager mode")
-
-
-def _step_seconds(rates: list[tuple[int, float]]) -> float | None:
-    """Seconds per optimiser step: 1 / the median step rate of the logging intervals after step 2 (warm-up)."""
-    warm = [r for step, r in rates if step > 2 and r > 0] or [r for _, r in rates if r > 0]
-    return 1.0 / statistics.median(warm) if warm else None
