@@ -20,11 +20,13 @@ demo: venv
 	$(VENV)/bin/dpot demo
 
 test: venv
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks studies
+	$(VENV)/bin/ruff format --check src tests benchmarks studies
 	$(PY) -m pytest
 
 lint: venv
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks studies
+	$(VENV)/bin/ruff format --check src tests benchmarks studies
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -38,8 +38,11 @@ def set_tf32(enabled: bool) -> dict[str, Any]:
     """Apply one TF32 policy to the whole process (both contenders) and return it as recorded."""
     torch.backends.cuda.matmul.allow_tf32 = enabled
     torch.backends.cudnn.allow_tf32 = enabled
-    return {"cuda_matmul_allow_tf32": enabled, "cudnn_allow_tf32": enabled,
-            "float32_matmul_precision": torch.get_float32_matmul_precision()}
+    return {
+        "cuda_matmul_allow_tf32": enabled,
+        "cudnn_allow_tf32": enabled,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+    }
 
 
 def median_ms(fn: Callable[[], None], iters: int, device: torch.device, warmup: int = 3) -> float:
@@ -129,11 +132,21 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for preset in dict.fromkeys(r["preset"] for r in rows):
         for mode, _, _ in MODES:
             if (preset, "ours", mode) in ok and (preset, "reference", mode) in ok:
-                out.append({"preset": preset, "what": f"like-for-like, {mode}",
-                            "train_x": ok[(preset, "reference", mode)] / ok[(preset, "ours", mode)]})
+                out.append(
+                    {
+                        "preset": preset,
+                        "what": f"like-for-like, {mode}",
+                        "train_x": ok[(preset, "reference", mode)] / ok[(preset, "ours", mode)],
+                    }
+                )
         if (preset, "ours", "bf16 + compile") in ok and (preset, "reference", "fp32 eager") in ok:
-            out.append({"preset": preset, "what": "combined: ours bf16 + compile vs reference fp32 eager",
-                        "train_x": ok[(preset, "reference", "fp32 eager")] / ok[(preset, "ours", "bf16 + compile")]})
+            out.append(
+                {
+                    "preset": preset,
+                    "what": "combined: ours bf16 + compile vs reference fp32 eager",
+                    "train_x": ok[(preset, "reference", "fp32 eager")] / ok[(preset, "ours", "bf16 + compile")],
+                }
+            )
     return out
 
 
@@ -158,10 +171,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = torch.device(args.device)
     tf32 = set_tf32(args.tf32)
     presets = [s.strip() for s in args.presets.split(",") if s.strip()]
-    doc: dict[str, Any] = {"benchmark": "compare", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                           "machine": machine_info(args.device), "device": args.device, "tf32": tf32,
-                           "settings": {k: v for k, v in vars(args).items() if k != "compile_reserve"},
-                           "reference": bool(args.reference), "results": [], "ratios": []}
+    doc: dict[str, Any] = {
+        "benchmark": "compare",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(args.device),
+        "device": args.device,
+        "tf32": tf32,
+        "settings": {k: v for k, v in vars(args).items() if k != "compile_reserve"},
+        "reference": bool(args.reference),
+        "results": [],
+        "ratios": [],
+    }
     models = {name: build(name, args, device) for name in presets}
     fp32_out: dict[tuple[str, str], torch.Tensor] = {}
     order = [(m, name) for m in MODES[:2] for name in presets]
@@ -170,8 +190,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg, ours, ref, x, y = models[name]
         contenders = [("ours", ours, ours)] + ([("reference", ref, lambda inp, r=ref: r(inp)[0])] if ref else [])
         for who, model, call in contenders:
-            row = {"preset": name, "params": sum(q.numel() for q in model.parameters()), "batch": args.batch,
-                   "res": args.res, **measure(who, model, call, x, y, mode, args, t_end)}
+            row = {
+                "preset": name,
+                "params": sum(q.numel() for q in model.parameters()),
+                "batch": args.batch,
+                "res": args.res,
+                **measure(who, model, call, x, y, mode, args, t_end),
+            }
             out = row.pop("_out", None)
             if out is not None:
                 if mode[0] == "fp32 eager":

@@ -40,9 +40,15 @@ def write_file(folder: Path, gb: float) -> Path:
     """A canonical dataset of random frames, about `gb` GiB, written trajectory by trajectory."""
     frame = (FRAMES, RES, RES, CHANNELS)
     n = max(4, int(gb * 2**30 / (4 * np.prod(frame))))
-    meta = DatasetMeta(name="bench", pde="compressible_ns", channels=["vx", "vy", "rho", "p"],
-                       space=["x", "y"], domain=[[0.0, 1.0], [0.0, 1.0]], boundary=["periodic", "periodic"],
-                       dt=0.05)
+    meta = DatasetMeta(
+        name="bench",
+        pde="compressible_ns",
+        channels=["vx", "vy", "rho", "p"],
+        space=["x", "y"],
+        domain=[[0.0, 1.0], [0.0, 1.0]],
+        boundary=["periodic", "periodic"],
+        dt=0.05,
+    )
     rng = np.random.default_rng(0)
     with SplitWriter(folder / "bench" / "train.h5", meta, n, frame) as w:
         for i in range(n):
@@ -79,7 +85,7 @@ class ReferenceWindows(Dataset):
         x = x[0].permute(1, 2, 0).reshape(RES, RES, FRAMES, CHANNELS)
         start = int(np.random.default_rng([self.seed, i]).integers(0, FRAMES - T_IN - T_AR + 1))
         stop = start + T_IN + T_AR
-        return {"x": x[:, :, start:start + T_IN].clone(), "y": x[:, :, start + T_IN:stop].clone()}
+        return {"x": x[:, :, start : start + T_IN].clone(), "y": x[:, :, start + T_IN : stop].clone()}
 
 
 def cpu_seconds() -> float:
@@ -88,15 +94,23 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def rate(dataset: Dataset, sampler, workers: int, seconds: float, cache_file: Path, cold: bool,
-         collate_fn=None) -> dict:
+def rate(
+    dataset: Dataset, sampler, workers: int, seconds: float, cache_file: Path, cold: bool, collate_fn=None
+) -> dict:
     """Windows/s through a DataLoader (a warm-up of 3 batches, then as many batches as fit in `seconds`), and
     CPU-seconds per window over the whole run including workers (robust to other jobs on the machine)."""
     if cold:
         drop_cache(cache_file)
     cpu0 = cpu_seconds()
-    loader = DataLoader(dataset, batch_size=BATCH, sampler=sampler, num_workers=workers,
-                        persistent_workers=False, prefetch_factor=4 if workers else None, collate_fn=collate_fn)
+    loader = DataLoader(
+        dataset,
+        batch_size=BATCH,
+        sampler=sampler,
+        num_workers=workers,
+        persistent_workers=False,
+        prefetch_factor=4 if workers else None,
+        collate_fn=collate_fn,
+    )
     it = iter(loader)
     for _ in range(3):
         next(it)
@@ -107,8 +121,12 @@ def rate(dataset: Dataset, sampler, workers: int, seconds: float, cache_file: Pa
     dt = time.perf_counter() - t0
     del it  # shuts the workers down, so their CPU time is counted
     cpu = (cpu_seconds() - cpu0) / (n + 3 * BATCH)
-    return {"windows_per_s": round(n / dt, 1), "windows": n, "seconds": round(dt, 2),
-            "cpu_ms_per_window": round(1000 * cpu, 2)}
+    return {
+        "windows_per_s": round(n / dt, 1),
+        "windows": n,
+        "seconds": round(dt, 2),
+        "cpu_ms_per_window": round(1000 * cpu, 2),
+    }
 
 
 def ti_rate(steps: int = 3) -> dict:
@@ -130,9 +148,13 @@ def ti_rate(steps: int = 3) -> dict:
         times.append(time.perf_counter() - t0)
         cpus.append(cpu_seconds() - c0)
     step = float(np.median(times[1:]))
-    return {"available": True, "step_s": round(step, 3), "samples_per_s": round(BATCH / step, 2),
-            "cpu_ms_per_sample": round(1000 * float(np.median(cpus[1:])) / BATCH, 1),
-            "params": sum(p.numel() for p in model.parameters())}
+    return {
+        "available": True,
+        "step_s": round(step, 3),
+        "samples_per_s": round(BATCH / step, 2),
+        "cpu_ms_per_sample": round(1000 * float(np.median(cpus[1:])) / BATCH, 1),
+        "params": sum(p.numel() for p in model.parameters()),
+    }
 
 
 def main() -> None:
@@ -144,8 +166,7 @@ def main() -> None:
     args = parser.parse_args()
     free = shutil.disk_usage(args.dir).free / 2**30
     if free < 2 * args.gb + 1:
-        raise SystemExit(f"{args.dir}: only {free:.1f} GiB free; need {2 * args.gb + 1:.1f} "
-                         "(use --dir or --gb)")
+        raise SystemExit(f"{args.dir}: only {free:.1f} GiB free; need {2 * args.gb + 1:.1f} (use --dir or --gb)")
     tmp = Path(tempfile.mkdtemp(prefix="dpot-bench-", dir=args.dir))
     try:
         t0 = time.perf_counter()
@@ -158,26 +179,35 @@ def main() -> None:
         ref = ReferenceWindows(h5, len(ours.split))
         with h5py.File(h5, "r") as f:
             chunks = list(f["fields"].chunks)
-        results: dict = {"machine": machine_info(),
-                         "file": {"gib": round(size, 2), "shape": list(ours.split.shape), "chunks": chunks,
-                                  "dir": args.dir},
-                         "window": {"t_in": T_IN, "t_ar": T_AR, "batch": BATCH}, "runs": []}
+        results: dict = {
+            "machine": machine_info(),
+            "file": {"gib": round(size, 2), "shape": list(ours.split.shape), "chunks": chunks, "dir": args.dir},
+            "window": {"t_in": T_IN, "t_ar": T_AR, "batch": BATCH},
+            "runs": [],
+        }
         for cold, workers, name in itertools.product((False, True), (0, 1, 2), ("dpot", "reference")):
             if cold and workers == 1:
                 continue
             ds = ours if name == "dpot" else ref
-            sampler = BalancedSampler(mix, seed=workers) if name == "dpot" else \
-                torch.utils.data.RandomSampler(ref, replacement=True, num_samples=10**9)
+            sampler = (
+                BalancedSampler(mix, seed=workers)
+                if name == "dpot"
+                else torch.utils.data.RandomSampler(ref, replacement=True, num_samples=10**9)
+            )
             r = rate(ds, sampler, workers, args.seconds, h5, cold)
             r.update(loader=name, workers=workers, cache="cold" if cold else "warm")
             results["runs"].append(r)
-            print(f"{name:>9}  workers={workers}  {r['cache']:<4}  {r['windows_per_s']:8.1f} windows/s  "
-                  f"{r['cpu_ms_per_window']:7.2f} CPU-ms/window")
+            print(
+                f"{name:>9}  workers={workers}  {r['cache']:<4}  {r['windows_per_s']:8.1f} windows/s  "
+                f"{r['cpu_ms_per_window']:7.2f} CPU-ms/window"
+            )
         r = rate(ours, BalancedSampler(mix, seed=9), 0, args.seconds, h5, False, collate_fn=collate)
         r.update(loader="dpot+collate", workers=0, cache="warm")
         results["runs"].append(r)
-        print(f"dpot+collate (numpy) workers=0  warm  {r['windows_per_s']:8.1f} windows/s  "
-              f"{r['cpu_ms_per_window']:7.2f} CPU-ms/window")
+        print(
+            f"dpot+collate (numpy) workers=0  warm  {r['windows_per_s']:8.1f} windows/s  "
+            f"{r['cpu_ms_per_window']:7.2f} CPU-ms/window"
+        )
         results["ti"] = ti_rate()
         results["machine"]["loadavg_1min_at_end"] = os.getloadavg()[0]
         ti = results["ti"]
@@ -186,20 +216,18 @@ def main() -> None:
             key = (r["loader"], r["cache"])
             best[key] = max(best[key], r["windows_per_s"])
         if ti.get("available"):
-            print(f"DPOT-Ti forward+backward, batch {BATCH}: {ti['step_s']} s/step = {ti['samples_per_s']} "
-                  "samples/s")
-            results["ratio_vs_ti"] = {f"{k[0]}_{k[1]}": round(v / ti["samples_per_s"], 1)
-                                      for k, v in best.items()}
+            print(f"DPOT-Ti forward+backward, batch {BATCH}: {ti['step_s']} s/step = {ti['samples_per_s']} samples/s")
+            results["ratio_vs_ti"] = {f"{k[0]}_{k[1]}": round(v / ti["samples_per_s"], 1) for k, v in best.items()}
             print("loader / Ti consumption:", results["ratio_vs_ti"])
             cheapest = min(r["cpu_ms_per_window"] for r in results["runs"] if r["loader"] == "dpot")
             cpu_ratio = round(ti["cpu_ms_per_sample"] / cheapest, 1)
             results["ti_cpu_per_sample_over_loader_cpu_per_window"] = cpu_ratio
-            print(f"Ti CPU-ms/sample {ti['cpu_ms_per_sample']} vs dpot loader {cheapest} CPU-ms/window: "
-                  f"{cpu_ratio}x")
+            print(f"Ti CPU-ms/sample {ti['cpu_ms_per_sample']} vs dpot loader {cheapest} CPU-ms/window: {cpu_ratio}x")
         else:
             print(f"DPOT-Ti step not measured: {ti['reason']}")
         results["speedup_vs_reference"] = {
-            cache: round(best[("dpot", cache)] / best[("reference", cache)], 1) for cache in ("warm", "cold")}
+            cache: round(best[("dpot", cache)] / best[("reference", cache)], 1) for cache in ("warm", "cold")
+        }
         print("dpot / reference (best worker count):", results["speedup_vs_reference"])
         write_json(args.out, results)
         print(f"wrote {args.out}")

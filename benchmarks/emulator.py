@@ -49,8 +49,9 @@ def family_settings(name: str) -> tuple[int | None, dict[str, Any]]:
     return None, {}
 
 
-def time_solver(name: str, res: int, batch: int, frames: int | None, device: torch.device,
-                repeats: int = 1) -> dict[str, Any]:
+def time_solver(
+    name: str, res: int, batch: int, frames: int | None, device: torch.device, repeats: int = 1
+) -> dict[str, Any]:
     """Seconds per output frame of the family's solver for `batch` trajectories on a `res` grid."""
     from dpot.solvers.jobs import resolve
     from dpot.solvers.presets import DatasetSpec
@@ -73,16 +74,24 @@ def time_solver(name: str, res: int, batch: int, frames: int | None, device: tor
     steady = ds.family.steady
     n_out = 1 if steady else ds.frames - 1
     channels = (out.targets if steady else out.fields).shape[-1]
-    return {"solver_seconds": seconds, "solver_runs": len(times), "solver_frames": n_out,
-            "solver_s_per_frame": seconds / n_out, "channels": int(channels), "dt": ds.dt, "params": ds.params}
+    return {
+        "solver_seconds": seconds,
+        "solver_runs": len(times),
+        "solver_frames": n_out,
+        "solver_s_per_frame": seconds / n_out,
+        "channels": int(channels),
+        "dt": ds.dt,
+        "params": ds.params,
+    }
 
 
 def build_emulator(preset: str, ndim: int, res: int, channels: int, t_in: int, device: torch.device):
     """A randomly initialised DPOT of `preset` for a family's shape (eval mode, on `device`)."""
     from dpot.models import DPOT
 
-    model = DPOT.from_preset(preset, ndim=ndim, img_size=res, in_channels=channels, out_channels=channels,
-                             in_timesteps=t_in)
+    model = DPOT.from_preset(
+        preset, ndim=ndim, img_size=res, in_channels=channels, out_channels=channels, in_timesteps=t_in
+    )
     return model.eval().to(device)
 
 
@@ -105,8 +114,17 @@ def time_rollout(model, batch: int, steps: int, device: torch.device, bf16: bool
     return min(times) / steps
 
 
-def bench_family(name: str, res: int, batch: int, preset: str, steps: int, frames: int | None,
-                 device: torch.device, bf16: bool = False, repeats: int = 1) -> dict[str, Any]:
+def bench_family(
+    name: str,
+    res: int,
+    batch: int,
+    preset: str,
+    steps: int,
+    frames: int | None,
+    device: torch.device,
+    bf16: bool = False,
+    repeats: int = 1,
+) -> dict[str, Any]:
     """One row: the family's solver and a DPOT rollout at the same grid and batch."""
     from dpot.solvers.registry import get_family
 
@@ -116,10 +134,20 @@ def bench_family(name: str, res: int, batch: int, preset: str, steps: int, frame
     model = build_emulator(preset, len(family.space), res, solver["channels"], t_in, device)
     n_steps = 1 if family.steady else steps
     dpot_s = time_rollout(model, batch, n_steps, device, bf16, repeats)
-    return {"family": name, "ndim": len(family.space), "steady": family.steady, "res": res, "batch": batch,
-            **solver, "preset": preset, "params_dpot": sum(p.numel() for p in model.parameters()),
-            "dpot_precision": "bf16 autocast" if bf16 else "fp32", "dpot_steps": n_steps,
-            "dpot_s_per_frame": dpot_s, "solver_over_dpot": solver["solver_s_per_frame"] / dpot_s}
+    return {
+        "family": name,
+        "ndim": len(family.space),
+        "steady": family.steady,
+        "res": res,
+        "batch": batch,
+        **solver,
+        "preset": preset,
+        "params_dpot": sum(p.numel() for p in model.parameters()),
+        "dpot_precision": "bf16 autocast" if bf16 else "fp32",
+        "dpot_steps": n_steps,
+        "dpot_s_per_frame": dpot_s,
+        "solver_over_dpot": solver["solver_s_per_frame"] / dpot_s,
+    }
 
 
 def grids(ndim: int, quick: bool, device: torch.device) -> tuple[int, ...]:
@@ -139,8 +167,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--preset", default="demo", help="DPOT preset of the emulator (default demo)")
     p.add_argument("--batch", type=int, default=None, help="trajectories per call (default 4 on CPU, 16 on GPU)")
     p.add_argument("--steps", type=int, default=None, help="rollout steps timed (default 10, --quick 2)")
-    p.add_argument("--frames", type=int, default=None,
-                   help="solver frames incl. t=0 (default: the default corpus', at most 11; --quick 4)")
+    p.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help="solver frames incl. t=0 (default: the default corpus', at most 11; --quick 4)",
+    )
     p.add_argument("--families", default=None, help="comma-separated subset (default: all registered)")
     p.add_argument("--res", type=int, nargs="+", default=None, help="grids for every family (default per ndim)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads for both (default 1)")
@@ -174,9 +206,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def save() -> None:  # after every row, so that a run stopped by a time limit keeps what it measured
         info["loadavg_1min_at_end"] = os.getloadavg()[0]
-        write_json(out, {"benchmark": "emulator", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                         "machine": info, "device": str(device), "quick": args.quick,
-                         "settings": {k: v for k, v in vars(args).items()}, "results": rows})
+        write_json(
+            out,
+            {
+                "benchmark": "emulator",
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "machine": info,
+                "device": str(device),
+                "quick": args.quick,
+                "settings": {k: v for k, v in vars(args).items()},
+                "results": rows,
+            },
+        )
 
     for name in names:
         family = get_family(name)
@@ -187,9 +228,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 row = {"family": name, "ndim": len(family.space), "res": res, "batch": batch, "error": str(exc)}
                 print(f"{name:24s} {res:4d}: not timed: {exc}", flush=True)
             else:
-                print(f"{name:24s} {res:4d}^{row['ndim']} batch {batch}: solver {row['solver_s_per_frame']:.4f} "
-                      f"s/frame, DPOT-{args.preset} {row['dpot_s_per_frame']:.4f} s/frame, ratio "
-                      f"{row['solver_over_dpot']:.2f}x", flush=True)
+                print(
+                    f"{name:24s} {res:4d}^{row['ndim']} batch {batch}: solver {row['solver_s_per_frame']:.4f} "
+                    f"s/frame, DPOT-{args.preset} {row['dpot_s_per_frame']:.4f} s/frame, ratio "
+                    f"{row['solver_over_dpot']:.2f}x",
+                    flush=True,
+                )
             rows.append(row)
             save()
     print(f"wrote {out}")

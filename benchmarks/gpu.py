@@ -45,8 +45,9 @@ def run_part(name: str, cmd: list[str], timeout: float, log: list[dict[str, Any]
     its wall time and outcome in `log`."""
     t0 = time.perf_counter()
     print(f"[gpu] {name} (limit {timeout:.0f} s): {' '.join(cmd[1:])}", flush=True)
-    proc = subprocess.Popen(cmd, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         out, _ = proc.communicate(timeout=max(timeout, 1))
         ok = proc.returncode == 0
@@ -56,8 +57,15 @@ def run_part(name: str, cmd: list[str], timeout: float, log: list[dict[str, Any]
         out, ok = (out or "") + f"\n(timed out after {timeout:.0f} s: process group killed)", False
     tail = (out or "")[-1500:]
     print(tail, flush=True)
-    log.append({"part": name, "ok": ok, "limit_s": timeout, "seconds": round(time.perf_counter() - t0, 1),
-                **({} if ok else {"tail": tail[-600:]})})
+    log.append(
+        {
+            "part": name,
+            "ok": ok,
+            "limit_s": timeout,
+            "seconds": round(time.perf_counter() - t0, 1),
+            **({} if ok else {"tail": tail[-600:]}),
+        }
+    )
     return ok
 
 
@@ -66,22 +74,46 @@ def plan(args: argparse.Namespace, out: Path, data: Path) -> list[tuple[str, lis
     py, q = sys.executable, args.quick
     cuda = args.device.startswith("cuda")
     parts: dict[str, list[str]] = {}
-    compare = [py, str(HERE / "compare.py"), "--device", args.device, "--out", str(out / f"compare_{args.kind}.json"),
-               "--budget", str(LIMITS["compare"] - 10)]
+    compare = [
+        py,
+        str(HERE / "compare.py"),
+        "--device",
+        args.device,
+        "--out",
+        str(out / f"compare_{args.kind}.json"),
+        "--budget",
+        str(LIMITS["compare"] - 10),
+    ]
     compare += ["--presets", "demo", "--res", "32", "--batch", "1", "--iters", "2"] if q else []
     compare += ["--no-compile"] if q and not cuda else []
     compare += ["--reference", args.reference] if args.reference else []
     compare += ["--tf32"] if args.tf32 else []
     parts["compare"] = compare
-    parts["train"] = ([py, str(HERE / "train.py"), "--data", str(data), "--steps", "2" if q else "10",
-                       "--warmup", "1" if q else "3", "--out", str(out / f"train_{args.kind}.json")]
-                      + (["--presets", "demo"] if q else []))
+    parts["train"] = [
+        py,
+        str(HERE / "train.py"),
+        "--data",
+        str(data),
+        "--steps",
+        "2" if q else "10",
+        "--warmup",
+        "1" if q else "3",
+        "--out",
+        str(out / f"train_{args.kind}.json"),
+    ] + (["--presets", "demo"] if q else [])
     emu = [py, str(HERE / "emulator.py"), "--device", args.device, "--out", str(out / f"emulator_{args.kind}.json")]
     parts["emulator"] = emu + (["--quick"] if q else [])
     sc = [py, str(HERE / "scaling.py"), "--device", args.device, "--out", str(out / f"scaling_{args.kind}.json")]
     parts["scaling"] = sc + (["--quick"] if q else [])
-    parts["solvers"] = [py, str(HERE / "solvers.py"), "--device", args.device, "--skip-generate",
-                        "--out", str(out / f"solvers_{args.kind}.json")]
+    parts["solvers"] = [
+        py,
+        str(HERE / "solvers.py"),
+        "--device",
+        args.device,
+        "--skip-generate",
+        "--out",
+        str(out / f"solvers_{args.kind}.json"),
+    ]
     if q:
         parts["solvers"] += ["--families", "diffusion_reaction_2d", "--res", "16", "--n", "1"]
     return [(name, parts[name], LIMITS[name]) for name in args.parts]
@@ -122,24 +154,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     log: list[dict[str, Any]] = []
 
     def summary() -> dict[str, Any]:
-        return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": args.device,
-                "quick": args.quick, "budget_s": BUDGET, "limits_s": LIMITS,
-                "wall_s": round(time.perf_counter() - t_start, 1), "parts": log}
+        return {
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "device": args.device,
+            "quick": args.quick,
+            "budget_s": BUDGET,
+            "limits_s": LIMITS,
+            "wall_s": round(time.perf_counter() - t_start, 1),
+            "parts": log,
+        }
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "tiny"
         if "train" in args.parts:  # a few seconds: every family on tiny grids
-            run_part("generate tiny", [sys.executable, "-m", "dpot", "generate", "tiny", "--out", str(data),
-                                       "--quiet", "--device", args.device], LIMITS["generate"], log)
+            run_part(
+                "generate tiny",
+                [
+                    sys.executable,
+                    "-m",
+                    "dpot",
+                    "generate",
+                    "tiny",
+                    "--out",
+                    str(data),
+                    "--quiet",
+                    "--device",
+                    args.device,
+                ],
+                LIMITS["generate"],
+                log,
+            )
         for name, cmd, limit in plan(args, out, data):
             run_part(name, cmd, limit, log)
             write_json(out / f"gpu_run_{args.kind}.json", summary())  # the log so far, after every part
     if not args.no_docs and args.kind == "gpu":
-        subprocess.run([sys.executable, str(HERE / "run.py"), "--docs-only", "--out-dir", str(out)], cwd=ROOT,
-                       check=False)
+        subprocess.run(
+            [sys.executable, str(HERE / "run.py"), "--docs-only", "--out-dir", str(out)], cwd=ROOT, check=False
+        )
     s = summary()
-    print(f"[gpu] done in {s['wall_s']:.0f} s: " + ", ".join(f"{p['part']} {'ok' if p['ok'] else 'FAILED'}"
-                                                             for p in log))
+    print(
+        f"[gpu] done in {s['wall_s']:.0f} s: " + ", ".join(f"{p['part']} {'ok' if p['ok'] else 'FAILED'}" for p in log)
+    )
     return 0 if all(p["ok"] for p in log) else 1
 
 

@@ -106,11 +106,17 @@ class Runner:
 
     def summary(self, batch: int) -> dict:
         best_f, best_t = min(self.fwd), min(self.train)
-        return {"fwd_s_best": best_f, "fwd_s_median": statistics.median(self.fwd),
-                "train_s_best": best_t, "train_s_median": statistics.median(self.train),
-                "fwd_cpu_s_best": min(self.fwd_cpu), "train_cpu_s_best": min(self.train_cpu),
-                "fwd_samples_per_s": batch / best_f, "train_samples_per_s": batch / best_t,
-                "peak_train_mem_mb": round(self.peak_mb, 1)}
+        return {
+            "fwd_s_best": best_f,
+            "fwd_s_median": statistics.median(self.fwd),
+            "train_s_best": best_t,
+            "train_s_median": statistics.median(self.train),
+            "fwd_cpu_s_best": min(self.fwd_cpu),
+            "train_cpu_s_best": min(self.train_cpu),
+            "fwd_samples_per_s": batch / best_f,
+            "train_samples_per_s": batch / best_t,
+            "peak_train_mem_mb": round(self.peak_mb, 1),
+        }
 
 
 def reference_model(path: str, cfg):
@@ -120,10 +126,21 @@ def reference_model(path: str, cfg):
         from models.dpot import DPOTNet
     except ImportError as exc:
         raise SystemExit(f"cannot import models.dpot.DPOTNet from {path}: {exc}") from None
-    return DPOTNet(img_size=cfg.img_size[0], patch_size=cfg.patch_size, in_channels=cfg.in_channels,
-                   out_channels=cfg.out_channels, in_timesteps=cfg.in_timesteps, out_timesteps=cfg.out_timesteps,
-                   n_blocks=cfg.n_blocks, embed_dim=cfg.embed_dim, out_layer_dim=cfg.out_layer_dim,
-                   depth=cfg.depth, modes=32, mlp_ratio=cfg.mlp_ratio, n_cls=cfg.n_cls)
+    return DPOTNet(
+        img_size=cfg.img_size[0],
+        patch_size=cfg.patch_size,
+        in_channels=cfg.in_channels,
+        out_channels=cfg.out_channels,
+        in_timesteps=cfg.in_timesteps,
+        out_timesteps=cfg.out_timesteps,
+        n_blocks=cfg.n_blocks,
+        embed_dim=cfg.embed_dim,
+        out_layer_dim=cfg.out_layer_dim,
+        depth=cfg.depth,
+        modes=32,
+        mlp_ratio=cfg.mlp_ratio,
+        n_cls=cfg.n_cls,
+    )
 
 
 def build(name: str, args, device: torch.device):
@@ -146,8 +163,20 @@ def build(name: str, args, device: torch.device):
 def memory_in_subprocess(name: str, who: str, args) -> float:
     """CPU peak-RSS of one training step, measured in a fresh process whose malloc returns large blocks to
     the OS on free (fixed mmap threshold), so RSS follows the live tensors."""
-    cmd = [sys.executable, __file__, "--_memory", who, "--presets", name, "--batch", str(args.batch),
-           "--res", str(args.res), "--threads", str(torch.get_num_threads())]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--_memory",
+        who,
+        "--presets",
+        name,
+        "--batch",
+        str(args.batch),
+        "--res",
+        str(args.res),
+        "--threads",
+        str(torch.get_num_threads()),
+    ]
     if args.reference:
         cmd += ["--reference", args.reference]
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
@@ -174,19 +203,28 @@ def bench_preset(name: str, args, device: torch.device) -> dict:
             print(f"torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); using eager")
             call = ours
     runners = [Runner("ours", ours, call, device, args.bf16)]
-    result = {"preset": name, "params": ours.num_parameters(), "batch": args.batch, "res": args.res,
-              "ours_mode": ("bf16 autocast" if args.bf16 else "fp32") + (" + compile" if compiled else " eager")}
+    result = {
+        "preset": name,
+        "params": ours.num_parameters(),
+        "batch": args.batch,
+        "res": args.res,
+        "ours_mode": ("bf16 autocast" if args.bf16 else "fp32") + (" + compile" if compiled else " eager"),
+    }
     if ref is not None:
         runners.append(Runner("reference", ref, lambda inp: ref(inp)[0], device, False))
         with torch.no_grad():
             a, b = ours(x).float(), ref(x)[0]
-            result["output_diff_fp32"] = {"max_abs": (a - b).abs().max().item(),
-                                          "rel_l2": ((a - b).norm() / b.norm()).item()}
+            result["output_diff_fp32"] = {
+                "max_abs": (a - b).abs().max().item(),
+                "rel_l2": ((a - b).norm() / b.norm()).item(),
+            }
             if args.bf16 or compiled:  # the mode actually timed, against the fp32 reference
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
                     c = call(x).float()
-                result["output_diff_timed_mode"] = {"max_abs": (c - b).abs().max().item(),
-                                                    "rel_l2": ((c - b).norm() / b.norm()).item()}
+                result["output_diff_timed_mode"] = {
+                    "max_abs": (c - b).abs().max().item(),
+                    "rel_l2": ((c - b).norm() / b.norm()).item(),
+                }
     for r in runners:  # warm-up (allocator, lazy inits)
         r.forward_time(x)
         r.train_time(x, y)
@@ -209,8 +247,15 @@ def bench_preset(name: str, args, device: torch.device) -> dict:
         o, rf = result["ours"], result["reference"]
         result["speedup_vs_reference"] = {
             key: rf[key] / o[key]
-            for key in ("fwd_s_best", "train_s_best", "fwd_s_median", "train_s_median", "fwd_cpu_s_best",
-                        "train_cpu_s_best")}
+            for key in (
+                "fwd_s_best",
+                "train_s_best",
+                "fwd_s_median",
+                "train_s_median",
+                "fwd_cpu_s_best",
+                "train_cpu_s_best",
+            )
+        }
     return result
 
 
@@ -252,10 +297,21 @@ def roofline(preset: str, batch: int, res: int, repeats: int) -> dict:
     gflop = counter.get_total_flops() / 1e9
     step, step_cpu = statistics.median(s[0] for s in steps), statistics.median(s[1] for s in steps)
     rate, rate_cpu = statistics.median(r[0] for r in rates), statistics.median(r[1] for r in rates)
-    return {"preset": preset, "batch": batch, "res": res, "threads": torch.get_num_threads(),
-            "gflop_per_step": gflop, "step_s_median": step, "step_cpu_s_median": step_cpu,
-            "step_gflops": gflop / step, "matmul_gflops": rate, "fraction_of_matmul_rate": gflop / step / rate,
-            "fraction_by_cpu_time": gflop / step_cpu / rate_cpu, "copy_calls_per_step": copies, "repeats": repeats}
+    return {
+        "preset": preset,
+        "batch": batch,
+        "res": res,
+        "threads": torch.get_num_threads(),
+        "gflop_per_step": gflop,
+        "step_s_median": step,
+        "step_cpu_s_median": step_cpu,
+        "step_gflops": gflop / step,
+        "matmul_gflops": rate,
+        "fraction_of_matmul_rate": gflop / step / rate,
+        "fraction_by_cpu_time": gflop / step_cpu / rate_cpu,
+        "copy_calls_per_step": copies,
+        "repeats": repeats,
+    }
 
 
 def memory_child(args) -> int:
@@ -269,8 +325,10 @@ def memory_child(args) -> int:
 
 
 def print_table(results: list[dict]) -> None:
-    head = f"{'preset':6} {'params':>12} {'model':10} {'fwd/s':>8} {'train/s':>8} {'peak MB':>8} {'x fwd':>6} " \
-           f"{'x train':>7} {'xcpu fwd':>8} {'xcpu trn':>8} {'max|diff|':>9}"
+    head = (
+        f"{'preset':6} {'params':>12} {'model':10} {'fwd/s':>8} {'train/s':>8} {'peak MB':>8} {'x fwd':>6} "
+        f"{'x train':>7} {'xcpu fwd':>8} {'xcpu trn':>8} {'max|diff|':>9}"
+    )
     print(head)
     print("-" * len(head))
     for res in results:
@@ -278,12 +336,16 @@ def print_table(results: list[dict]) -> None:
             if who not in res:
                 continue
             r = res[who]
-            line = f"{res['preset']:6} {res['params']:>12,} {who:10} {r['fwd_samples_per_s']:8.2f} " \
-                   f"{r['train_samples_per_s']:8.2f} {r['peak_train_mem_mb']:8.0f}"
+            line = (
+                f"{res['preset']:6} {res['params']:>12,} {who:10} {r['fwd_samples_per_s']:8.2f} "
+                f"{r['train_samples_per_s']:8.2f} {r['peak_train_mem_mb']:8.0f}"
+            )
             if who == "ours" and "speedup_vs_reference" in res:
                 s = res["speedup_vs_reference"]
-                line += f" {s['fwd_s_best']:6.2f} {s['train_s_best']:7.2f} {s['fwd_cpu_s_best']:8.2f} " \
-                        f"{s['train_cpu_s_best']:8.2f} {res['output_diff_fp32']['max_abs']:9.1e}"
+                line += (
+                    f" {s['fwd_s_best']:6.2f} {s['train_s_best']:7.2f} {s['fwd_cpu_s_best']:8.2f} "
+                    f"{s['train_cpu_s_best']:8.2f} {res['output_diff_fp32']['max_abs']:9.1e}"
+                )
             print(line)
 
 
@@ -298,8 +360,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu", action="store_true", help="CUDA, ours with bf16 autocast + torch.compile")
     parser.add_argument("--compile", action="store_true", help="torch.compile ours (implied by --gpu)")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/model_{cpu,gpu}.json)")
-    parser.add_argument("--roofline", action="store_true",
-                        help="only the CPU roofline fraction of one training step per preset -> roofline_cpu.json")
+    parser.add_argument(
+        "--roofline",
+        action="store_true",
+        help="only the CPU roofline fraction of one training step per preset -> roofline_cpu.json",
+    )
     parser.add_argument("--roofline-threads", default="2", help="--roofline: comma-separated thread counts")
     parser.add_argument("--_memory", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -310,17 +375,29 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for threads in [int(t) for t in args.roofline_threads.split(",")]:
             torch.set_num_threads(threads)
-            rows += [roofline(name.strip(), args.batch or 2, args.res, args.repeats)
-                     for name in args.presets.split(",") if name.strip()]
+            rows += [
+                roofline(name.strip(), args.batch or 2, args.res, args.repeats)
+                for name in args.presets.split(",")
+                if name.strip()
+            ]
         for r in rows:
-            print(f"{r['preset']}: {r['gflop_per_step']:.1f} GFLOP/step, {r['step_s_median']:.3f} s/step -> "
-                  f"{r['step_gflops']:.0f} GFLOP/s = {r['fraction_of_matmul_rate']:.0%} of this process's "
-                  f"{r['matmul_gflops']:.0f} GFLOP/s matmul rate ({r['fraction_by_cpu_time']:.0%} by CPU time); "
-                  f"{r['copy_calls_per_step']} aten::copy_ per step")
+            print(
+                f"{r['preset']}: {r['gflop_per_step']:.1f} GFLOP/step, {r['step_s_median']:.3f} s/step -> "
+                f"{r['step_gflops']:.0f} GFLOP/s = {r['fraction_of_matmul_rate']:.0%} of this process's "
+                f"{r['matmul_gflops']:.0f} GFLOP/s matmul rate ({r['fraction_by_cpu_time']:.0%} by CPU time); "
+                f"{r['copy_calls_per_step']} aten::copy_ per step"
+            )
         info["load_average_end"] = list(os.getloadavg())
         out = Path(args.out) if args.out else RESULTS / "roofline_cpu.json"
-        write_json(out, {"benchmark": "roofline", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                         "machine": info, "results": rows})
+        write_json(
+            out,
+            {
+                "benchmark": "roofline",
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "machine": info,
+                "results": rows,
+            },
+        )
         print(f"wrote {out}")
         return 0
     if args._memory:
@@ -338,13 +415,22 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info(device)
     results = [bench_preset(name.strip(), args, device) for name in args.presets.split(",") if name.strip()]
     info["load_average_end"] = list(os.getloadavg())
-    print(f"{info.get('gpu', info['cpu'])}, {info['cores']} cores, torch {info['torch']}, "
-          f"{info['torch_threads']} threads; batch {args.batch}, {args.res}x{args.res}, T_in=10, C=4; "
-          f"best of {args.repeats}")
+    print(
+        f"{info.get('gpu', info['cpu'])}, {info['cores']} cores, torch {info['torch']}, "
+        f"{info['torch_threads']} threads; batch {args.batch}, {args.res}x{args.res}, T_in=10, C=4; "
+        f"best of {args.repeats}"
+    )
     print_table(results)
     out = Path(args.out) if args.out else RESULTS / f"model_{'gpu' if args.gpu else 'cpu'}.json"
-    write_json(out, {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": info,
-                     "settings": {k: v for k, v in vars(args).items() if not k.startswith("_")}, "results": results})
+    write_json(
+        out,
+        {
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": info,
+            "settings": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+            "results": results,
+        },
+    )
     print(f"wrote {out}")
     return 0
 

@@ -45,11 +45,11 @@ def make_corpus(root: Path) -> Path:
     if all((corpus / n / "test.h5").is_file() for n in DATASETS):
         return corpus
     common = ["--n-val", "2", "--n-test", "4", "--frames", "24", "--workers", "1", "--quiet"]
-    for args in (["ns2d_vorticity", "--res", "64", "--n", "24", "--name", "ns_64", "--out", str(corpus)],
-                 ["ns2d_vorticity", "--res", "128", "--n", "12", "--param", "nu=1e-4", "--name", "ns_128",
-                  "--out", str(corpus)],
-                 ["diffusion_reaction_2d", "--res", "128", "--n", "12", "--name", "dr_128", "--out",
-                  str(root / "square")]):
+    for args in (
+        ["ns2d_vorticity", "--res", "64", "--n", "24", "--name", "ns_64", "--out", str(corpus)],
+        ["ns2d_vorticity", "--res", "128", "--n", "12", "--param", "nu=1e-4", "--name", "ns_128", "--out", str(corpus)],
+        ["diffusion_reaction_2d", "--res", "128", "--n", "12", "--name", "dr_128", "--out", str(root / "square")],
+    ):
         if main(["generate", *args, *common]) != 0:
             raise SystemExit(f"dpot generate {' '.join(args)} failed")
     for split in ("train", "val", "test"):  # every other y point: the same fields on a 128x64 grid
@@ -64,12 +64,26 @@ def make_corpus(root: Path) -> Path:
 def _config(corpus: Path, out: Path, resolution: str, steps: int):
     from dpot.training import load_pretrain_config
 
-    return load_pretrain_config("demo", [
-        f"data.root={corpus}", f"data.datasets=[{','.join(DATASETS)}]", f"data.t_in={T_IN}",
-        f"data.resolution={resolution}", f"train.max_steps={steps}", f"optim.schedule_steps={steps}",
-        "optim.warmup=0.05", f"train.batch_size={BATCH}", f"train.log_every={max(1, steps // 10)}",
-        "train.eval_every=0", "train.eval_trajectories=1", "train.eval_steps=1",
-        f"train.checkpoint_every={steps}", "train.progress=false", f"out={out}"])
+    return load_pretrain_config(
+        "demo",
+        [
+            f"data.root={corpus}",
+            f"data.datasets=[{','.join(DATASETS)}]",
+            f"data.t_in={T_IN}",
+            f"data.resolution={resolution}",
+            f"train.max_steps={steps}",
+            f"optim.schedule_steps={steps}",
+            "optim.warmup=0.05",
+            f"train.batch_size={BATCH}",
+            f"train.log_every={max(1, steps // 10)}",
+            "train.eval_every=0",
+            "train.eval_trajectories=1",
+            "train.eval_steps=1",
+            f"train.checkpoint_every={steps}",
+            "train.progress=false",
+            f"out={out}",
+        ],
+    )
 
 
 def throughput(corpus: Path, work: Path, rounds: int, chunk: int) -> dict:
@@ -85,8 +99,9 @@ def throughput(corpus: Path, work: Path, rounds: int, chunk: int) -> dict:
         cfg = _config(corpus, work / f"speed_{key}", resolution, 10**6)
         mixture = build_mixture(cfg, select_datasets(cfg.data), t_ar=1)
         torch.manual_seed(0)
-        trainer = Trainer(build_model(cfg, mixture), mixture, cfg.train, cfg.optim, work / f"speed_{key}",
-                          config=to_dict(cfg))
+        trainer = Trainer(
+            build_model(cfg, mixture), mixture, cfg.train, cfg.optim, work / f"speed_{key}", config=to_dict(cfg)
+        )
         trainer._setup(resume=False)
         stats = IntervalStats(trainer.names, trainer.env.device)
         batches = iter(trainer.loader)
@@ -101,8 +116,14 @@ def throughput(corpus: Path, work: Path, rounds: int, chunk: int) -> dict:
             r["wall"] += time.perf_counter() - t0
             r["cpu"] += time.process_time() - c0
             r["steps"] += chunk
-    return {key: {"steps": r["steps"], "samples_per_s": r["steps"] * BATCH / r["wall"],
-                  "samples_per_cpu_s": r["steps"] * BATCH / r["cpu"]} for key, r in runs.items()}
+    return {
+        key: {
+            "steps": r["steps"],
+            "samples_per_s": r["steps"] * BATCH / r["wall"],
+            "samples_per_cpu_s": r["steps"] * BATCH / r["cpu"],
+        }
+        for key, r in runs.items()
+    }
 
 
 def train(corpus: Path, out: Path, resolution: str, steps: int) -> dict:
@@ -113,9 +134,12 @@ def train(corpus: Path, out: Path, resolution: str, steps: int) -> dict:
     run_pretrain(_config(corpus, out, resolution, steps))
     wall = time.perf_counter() - t0
     lines = [json.loads(s) for s in (out / "metrics.jsonl").read_text().splitlines()]
-    tail = lines[-max(1, len(lines) // 4):]  # last quarter of the run
-    loss = {n: float(np.mean([r["loss_per_dataset"][n] for r in tail if n in r["loss_per_dataset"]]))
-            for n in DATASETS if any(n in r["loss_per_dataset"] for r in tail)}
+    tail = lines[-max(1, len(lines) // 4) :]  # last quarter of the run
+    loss = {
+        n: float(np.mean([r["loss_per_dataset"][n] for r in tail if n in r["loss_per_dataset"]]))
+        for n in DATASETS
+        if any(n in r["loss_per_dataset"] for r in tail)
+    }
     return {"resolution": resolution, "steps": steps, "wall_s": wall, "train_loss_last_quarter": loss}
 
 
@@ -142,16 +166,18 @@ def score(run: Path, corpus: Path) -> dict:
     cfg = model.config
     out = {}
     for k, name in enumerate(DATASETS):
-        ds = TrajectoryDataset(corpus / name, split="test", t_in=T_IN, n_channels=cfg.in_channels,
-                               dataset_id=k, horizon=HORIZON)
+        ds = TrajectoryDataset(
+            corpus / name, split="test", t_in=T_IN, n_channels=cfg.in_channels, dataset_id=k, horizon=HORIZON
+        )
         batch = {key: torch.stack([ds[i][key] for i in range(len(ds))]) for key in ("history", "target", "mask")}
         native = tuple(batch["history"].shape[1:-2])
         grid = native if cfg.interpolate_pos_embed else tuple(cfg.img_size)
-        pred = _to_grid(rollout(model, _to_grid(batch["history"], grid), HORIZON, channel_mask=batch["mask"]),
-                        native)
+        pred = _to_grid(rollout(model, _to_grid(batch["history"], grid), HORIZON, channel_mask=batch["mask"]), native)
         target = batch["target"][..., :HORIZON, :]
-        out[name] = {"l2re_1step": float(l2re(pred[..., :1, :], target[..., :1, :], batch["mask"]).mean()),
-                     f"l2re_{HORIZON}step": float(l2re(pred, target, batch["mask"]).mean())}
+        out[name] = {
+            "l2re_1step": float(l2re(pred[..., :1, :], target[..., :1, :], batch["mask"]).mean()),
+            f"l2re_{HORIZON}step": float(l2re(pred, target, batch["mask"]).mean()),
+        }
     return out
 
 
@@ -159,20 +185,35 @@ def summarize(res: dict, speed: dict) -> dict:
     """Speed-ups and, per native run and horizon, the datasets whose L2RE is worse than resample-to-128²."""
     cpu = speed["native"]["samples_per_cpu_s"] / speed["resample"]["samples_per_cpu_s"]
     wall = speed["native"]["samples_per_s"] / speed["resample"]["samples_per_s"]
-    worse = {k: {m: [n for n in DATASETS if res[k]["l2re"][n][m] > res["resample"]["l2re"][n][m]]
-                 for m in ("l2re_1step", f"l2re_{HORIZON}step")} for k in ("native", "native_wall")}
-    return {"speedup_samples_per_cpu_s": cpu, "speedup_samples_per_s": wall, "target_met_speed": cpu >= 1.5,
-            "datasets_worse_than_resample": worse}
+    worse = {
+        k: {
+            m: [n for n in DATASETS if res[k]["l2re"][n][m] > res["resample"]["l2re"][n][m]]
+            for m in ("l2re_1step", f"l2re_{HORIZON}step")
+        }
+        for k in ("native", "native_wall")
+    }
+    return {
+        "speedup_samples_per_cpu_s": cpu,
+        "speedup_samples_per_s": wall,
+        "target_met_speed": cpu >= 1.5,
+        "datasets_worse_than_resample": worse,
+    }
 
 
 def table(res: dict, speed: dict) -> str:
-    rows = ["| run | grid | steps | " + " | ".join(f"{n} 1-step / {HORIZON}-step L2RE" for n in DATASETS) + " |",
-            "|---|---|---|" + "---|" * len(DATASETS)]
-    for key, label in (("resample", "resample to 128²"), ("native", "native, equal steps"),
-                       ("native_wall", "native, equal wall-clock")):
+    rows = [
+        "| run | grid | steps | " + " | ".join(f"{n} 1-step / {HORIZON}-step L2RE" for n in DATASETS) + " |",
+        "|---|---|---|" + "---|" * len(DATASETS),
+    ]
+    for key, label in (
+        ("resample", "resample to 128²"),
+        ("native", "native, equal steps"),
+        ("native_wall", "native, equal wall-clock"),
+    ):
         r = res[key]
-        cells = " | ".join(f"{r['l2re'][n]['l2re_1step']:.3f} / {r['l2re'][n][f'l2re_{HORIZON}step']:.3f}"
-                           for n in DATASETS)
+        cells = " | ".join(
+            f"{r['l2re'][n]['l2re_1step']:.3f} / {r['l2re'][n][f'l2re_{HORIZON}step']:.3f}" for n in DATASETS
+        )
         rows.append(f"| {label} | {'128x128' if key == 'resample' else 'own'} | {r['steps']} | {cells} |")
     rows += ["", "| mode | samples/s (wall) | samples per CPU-s |", "|---|---|---|"]
     rows += [f"| {key} | {s['samples_per_s']:.1f} | {s['samples_per_cpu_s']:.1f} |" for key, s in speed.items()]
@@ -197,27 +238,46 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(work, ignore_errors=True)
     speed = throughput(corpus, work, args.rounds, args.chunk)
     cpu_ratio = speed["native"]["samples_per_cpu_s"] / speed["resample"]["samples_per_cpu_s"]
-    res = {"resample": train(corpus, work / "resample", "[128,128]", args.steps),
-           "native": train(corpus, work / "native", "native", args.steps),
-           # equal wall-clock on an idle machine: the steps native trains in the resample run's CPU time
-           "native_wall": train(corpus, work / "native_wall", "native", int(args.steps * cpu_ratio))}
+    res = {
+        "resample": train(corpus, work / "resample", "[128,128]", args.steps),
+        "native": train(corpus, work / "native", "native", args.steps),
+        # equal wall-clock on an idle machine: the steps native trains in the resample run's CPU time
+        "native_wall": train(corpus, work / "native_wall", "native", int(args.steps * cpu_ratio)),
+    }
     for key in res:
         res[key]["l2re"] = score(work / key, corpus)
     summary = summarize(res, speed)
-    result = {"benchmark": "native_res", "machine": info, "started": started, "device": "cpu",
-              "settings": {"preset": "demo", "batch": BATCH, "t_in": T_IN, "horizon": HORIZON,
-                           "threads": args.threads, "steps": args.steps, "rounds": args.rounds,
-                           "chunk": args.chunk, "datasets": list(DATASETS)},
-              "throughput": speed, "results": res, "summary": summary,
-              "load_avg_1min_at_end": os.getloadavg()[0]}
+    result = {
+        "benchmark": "native_res",
+        "machine": info,
+        "started": started,
+        "device": "cpu",
+        "settings": {
+            "preset": "demo",
+            "batch": BATCH,
+            "t_in": T_IN,
+            "horizon": HORIZON,
+            "threads": args.threads,
+            "steps": args.steps,
+            "rounds": args.rounds,
+            "chunk": args.chunk,
+            "datasets": list(DATASETS),
+        },
+        "throughput": speed,
+        "results": res,
+        "summary": summary,
+        "load_avg_1min_at_end": os.getloadavg()[0],
+    }
     from dpot.io import write_text
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     write_text(Path(args.out), json.dumps(result, indent=1) + "\n")
     print(table(res, speed))
-    print(f"\nnative / resample: {cpu_ratio:.2f}x samples per CPU-s, {summary['speedup_samples_per_s']:.2f}x "
-          f"samples/s (target >= 1.5x); datasets with a worse L2RE than resample: "
-          f"{summary['datasets_worse_than_resample']}")
+    print(
+        f"\nnative / resample: {cpu_ratio:.2f}x samples per CPU-s, {summary['speedup_samples_per_s']:.2f}x "
+        f"samples/s (target >= 1.5x); datasets with a worse L2RE than resample: "
+        f"{summary['datasets_worse_than_resample']}"
+    )
     return 0
 
 

@@ -39,8 +39,13 @@ METHODS: dict[str, list[str]] = {
     "lora-r16": [*LORA, "finetune.lora.rank=16"],
     "lora-r8-no-spectral": [*LORA, "finetune.lora.rank=8", "finetune.lora.spectral=false"],
     # the first version's defaults: only the factors train, at optim.lr, the temporal aggregation not targeted
-    "lora-r8-factors-only": [*LORA, "finetune.lora.rank=8", "finetune.lora.full=[]", "finetune.lora.lr_scale=1",
-                             "finetune.lora.targets=[blocks.*.mlp.*.weight,patch_embed.proj.*.weight,out_layer.*.weight]"],
+    "lora-r8-factors-only": [
+        *LORA,
+        "finetune.lora.rank=8",
+        "finetune.lora.full=[]",
+        "finetune.lora.lr_scale=1",
+        "finetune.lora.targets=[blocks.*.mlp.*.weight,patch_embed.proj.*.weight,out_layer.*.weight]",
+    ],
 }
 LRS = (2e-3, 8e-3)
 
@@ -83,9 +88,13 @@ def ti_costs(rounds: int = 3, batch: int = 1) -> dict[str, dict]:
     out = {}
     for name, (model, opt, times) in cases.items():
         total = count_parameters(model.config)  # a LoRA model's frozen weights are buffers, not parameters
-        out[name] = {"params_total": total, "trainable": count_trainable(model),
-                     "trainable_pct": 100 * count_trainable(model) / total,
-                     "adamw_state_bytes": adamw_state_bytes(opt.state), "s_per_step": statistics.median(times)}
+        out[name] = {
+            "params_total": total,
+            "trainable": count_trainable(model),
+            "trainable_pct": 100 * count_trainable(model) / total,
+            "adamw_state_bytes": adamw_state_bytes(opt.state),
+            "s_per_step": statistics.median(times),
+        }
         print(f"Ti {name}: {out[name]}", flush=True)
     return out
 
@@ -97,8 +106,28 @@ def make_corpus(work: Path) -> Path:
     data = work / "data"
     for family in (*PRETRAIN_FAMILIES, HELD_OUT):
         if not (data / family / "test.h5").is_file():
-            assert main(["generate", family, "--out", str(data), "--n", "24", "--n-val", "4", "--n-test", "8",
-                         "--res", "32", "--frames", "24", "--quiet"]) == 0
+            assert (
+                main(
+                    [
+                        "generate",
+                        family,
+                        "--out",
+                        str(data),
+                        "--n",
+                        "24",
+                        "--n-val",
+                        "4",
+                        "--n-test",
+                        "8",
+                        "--res",
+                        "32",
+                        "--frames",
+                        "24",
+                        "--quiet",
+                    ]
+                )
+                == 0
+            )
     return data
 
 
@@ -109,10 +138,20 @@ def pretrain(work: Path, data: Path, steps: int) -> Path:
 
     run = work / "pre"
     if not (run / "checkpoint" / "config.json").is_file():
-        cfg = load_pretrain_config("demo", [
-            f"data.root={data}", f"data.datasets=[{','.join(PRETRAIN_FAMILIES)}]", f"train.max_steps={steps}",
-            f"optim.schedule_steps={steps}", "train.eval_every=0", "train.progress=false", "train.log_every=100",
-            f"train.checkpoint_every={steps}", f"out={run}"])
+        cfg = load_pretrain_config(
+            "demo",
+            [
+                f"data.root={data}",
+                f"data.datasets=[{','.join(PRETRAIN_FAMILIES)}]",
+                f"train.max_steps={steps}",
+                f"optim.schedule_steps={steps}",
+                "train.eval_every=0",
+                "train.progress=false",
+                "train.log_every=100",
+                f"train.checkpoint_every={steps}",
+                f"out={run}",
+            ],
+        )
         run_pretrain(cfg)
     return run / "checkpoint"
 
@@ -123,11 +162,25 @@ def finetune_case(work: Path, base: Path, data: Path, name: str, lr: float, step
     from dpot.training.finetune import load_finetune_config, run_finetune
 
     out = work / "ft" / f"{name}_lr{lr:g}"
-    cfg = load_finetune_config("few_shot", [
-        f"init={base}", f"data.path={data / HELD_OUT}", f"out={out}", f"train.max_steps={steps}",
-        "train.n_trajectories=8", f"train.batch_size={batch}", f"optim.lr={lr}", "train.eval_every=0",
-        "train.progress=false", "train.log_every=25", f"train.checkpoint_every={steps}",
-        "finetune.heads_only_steps=0", "finetune.layer_decay=1.0", *METHODS[name]])  # one LR for all tensors
+    cfg = load_finetune_config(
+        "few_shot",
+        [
+            f"init={base}",
+            f"data.path={data / HELD_OUT}",
+            f"out={out}",
+            f"train.max_steps={steps}",
+            "train.n_trajectories=8",
+            f"train.batch_size={batch}",
+            f"optim.lr={lr}",
+            "train.eval_every=0",
+            "train.progress=false",
+            "train.log_every=25",
+            f"train.checkpoint_every={steps}",
+            "finetune.heads_only_steps=0",
+            "finetune.layer_decay=1.0",
+            *METHODS[name],
+        ],
+    )  # one LR for all tensors
     t0 = time.perf_counter()
     trained = not (out / "checkpoint" / "config.json").is_file()  # a finished run of an earlier call is reused
     if trained:
@@ -136,12 +189,20 @@ def finetune_case(work: Path, base: Path, data: Path, name: str, lr: float, step
     rates = [r["samples_per_s"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())]
     state = torch.load(out / "checkpoint" / "training_state.pt", map_location="cpu", weights_only=True)
     n_train = sum(t.numel() for s in state["optimizer"]["state"].values() for k, t in s.items() if k == "exp_avg")
-    row = {"method": name, "lr": lr, "steps": steps, "wall_s": wall, "s_per_step": batch / statistics.median(rates),
-           "trainable": n_train, "adamw_state_bytes": adamw_state_bytes(state["optimizer"]["state"]),
-           "checkpoint_weights_bytes": (out / "checkpoint" / "model.safetensors").stat().st_size}
+    row = {
+        "method": name,
+        "lr": lr,
+        "steps": steps,
+        "wall_s": wall,
+        "s_per_step": batch / statistics.median(rates),
+        "trainable": n_train,
+        "adamw_state_bytes": adamw_state_bytes(state["optimizer"]["state"]),
+        "checkpoint_weights_bytes": (out / "checkpoint" / "model.safetensors").stat().st_size,
+    }
     for split in ("val", "test"):
-        results, _, _ = evaluate_checkpoints([str(out / "checkpoint")], [str(data / HELD_OUT)], split=split,
-                                             progress=False)
+        results, _, _ = evaluate_checkpoints(
+            [str(out / "checkpoint")], [str(data / HELD_OUT)], split=split, progress=False
+        )
         row[f"{split}_l2re"] = next(iter(results.values()))[HELD_OUT]["l2re"]
     print(f"demo {name} lr={lr:g}: {row}", flush=True)
     return row
@@ -151,17 +212,24 @@ def table(result: dict) -> str:
     """Markdown tables of the two parts (demo rows: the learning rate chosen by validation L2RE)."""
     lines = ["| Ti method | trainable | % | AdamW state | s/step |", "|---|---|---|---|---|"]
     for name, r in result["ti"].items():
-        lines.append(f"| {name} | {r['trainable']:,} | {r['trainable_pct']:.2f} | "
-                     f"{r['adamw_state_bytes'] / 1e6:.2f} MB | {r['s_per_step']:.2f} |")
-    lines += ["", "| demo method | lr | trainable | AdamW state | saved weights | s/step | val L2RE | test L2RE |",
-              "|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {name} | {r['trainable']:,} | {r['trainable_pct']:.2f} | "
+            f"{r['adamw_state_bytes'] / 1e6:.2f} MB | {r['s_per_step']:.2f} |"
+        )
+    lines += [
+        "",
+        "| demo method | lr | trainable | AdamW state | saved weights | s/step | val L2RE | test L2RE |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name in METHODS:
         rows = [r for r in result["demo"] if r["method"] == name]
         if rows:
             r = min(rows, key=lambda r: r["val_l2re"])
-            lines.append(f"| {name} | {r['lr']:g} | {r['trainable']:,} | {r['adamw_state_bytes'] / 1e3:.0f} kB | "
-                         f"{r['checkpoint_weights_bytes'] / 1e3:.0f} kB | {r['s_per_step']:.3f} | "
-                         f"{r['val_l2re']:.4f} | {r['test_l2re']:.4f} |")
+            lines.append(
+                f"| {name} | {r['lr']:g} | {r['trainable']:,} | {r['adamw_state_bytes'] / 1e3:.0f} kB | "
+                f"{r['checkpoint_weights_bytes'] / 1e3:.0f} kB | {r['s_per_step']:.3f} | "
+                f"{r['val_l2re']:.4f} | {r['test_l2re']:.4f} |"
+            )
     return "\n".join(lines)
 
 
@@ -179,10 +247,21 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work)
     t0 = time.perf_counter()
     lrs = [float(v) for v in args.lrs.split(",")]
-    result = {"benchmark": "peft", "machine": machine_info(), "device": "cpu",
-              "settings": {"pretrain_steps": args.pretrain_steps, "finetune_steps": args.finetune_steps,
-                           "batch": args.batch, "lrs": lrs, "held_out": HELD_OUT, "grid": 32,
-                           "pretrain_families": list(PRETRAIN_FAMILIES), "few_shot_trajectories": 8}}
+    result = {
+        "benchmark": "peft",
+        "machine": machine_info(),
+        "device": "cpu",
+        "settings": {
+            "pretrain_steps": args.pretrain_steps,
+            "finetune_steps": args.finetune_steps,
+            "batch": args.batch,
+            "lrs": lrs,
+            "held_out": HELD_OUT,
+            "grid": 32,
+            "pretrain_families": list(PRETRAIN_FAMILIES),
+            "few_shot_trajectories": 8,
+        },
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result["ti"] = {} if args.skip_ti else ti_costs()

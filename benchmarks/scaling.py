@@ -88,16 +88,37 @@ def run_case(preset: str, res: int, batch: int, steps: int, device_name: str, bf
         peak = _rss_mib("VmHWM") - base
     else:
         peak = math.nan
-    return {"preset": preset, "res": res, "batch": batch, "params": sum(p.numel() for p in model.parameters()),
-            "tokens": (res // model.config.patch_size) ** 2, "precision": "bf16 autocast" if bf16 else "fp32",
-            "step_s_best": min(times), "step_s_median": sorted(times)[len(times) // 2],
-            "samples_per_s": batch / min(times), "peak_step_mib": round(peak, 1)}
+    return {
+        "preset": preset,
+        "res": res,
+        "batch": batch,
+        "params": sum(p.numel() for p in model.parameters()),
+        "tokens": (res // model.config.patch_size) ** 2,
+        "precision": "bf16 autocast" if bf16 else "fp32",
+        "step_s_best": min(times),
+        "step_s_median": sorted(times)[len(times) // 2],
+        "samples_per_s": batch / min(times),
+        "peak_step_mib": round(peak, 1),
+    }
 
 
 def run_in_subprocess(preset: str, res: int, args: argparse.Namespace, batch: int) -> dict[str, Any]:
     """`run_case` in a fresh interpreter (its own peak memory); an error becomes a row with `error`."""
-    cmd = [sys.executable, __file__, "--_case", preset, str(res), "--device", args.device,
-           "--steps", str(args.steps), "--batch", str(batch), "--threads", str(args.threads)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--_case",
+        preset,
+        str(res),
+        "--device",
+        args.device,
+        "--steps",
+        str(args.steps),
+        "--batch",
+        str(batch),
+        "--threads",
+        str(args.threads),
+    ]
     if args.bf16:
         cmd.append("--bf16")
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
@@ -119,9 +140,16 @@ def growth(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         b = ok[0]
         for r in ok[1:]:
-            out.append({"preset": preset, "from_res": b["res"], "to_res": r["res"],
-                        "tokens_x": r["tokens"] / b["tokens"], "time_x": r["step_s_best"] / b["step_s_best"],
-                        "memory_x": (r["peak_step_mib"] / b["peak_step_mib"]) if b["peak_step_mib"] else None})
+            out.append(
+                {
+                    "preset": preset,
+                    "from_res": b["res"],
+                    "to_res": r["res"],
+                    "tokens_x": r["tokens"] / b["tokens"],
+                    "time_x": r["step_s_best"] / b["step_s_best"],
+                    "memory_x": (r["peak_step_mib"] / b["peak_step_mib"]) if b["peak_step_mib"] else None,
+                }
+            )
     return out
 
 
@@ -177,13 +205,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "error" in r:
                 print(f"{preset:5s} {res:4d}^2: failed: {r['error']}", flush=True)
             else:
-                print(f"{preset:5s} {res:4d}^2 batch {batch}: {r['step_s_best']:.3f} s/step, peak "
-                      f"{r['peak_step_mib']:.0f} MiB", flush=True)
+                print(
+                    f"{preset:5s} {res:4d}^2 batch {batch}: {r['step_s_best']:.3f} s/step, peak "
+                    f"{r['peak_step_mib']:.0f} MiB",
+                    flush=True,
+                )
             info["loadavg_1min_at_end"] = os.getloadavg()[0]
-            write_json(out, {"benchmark": "scaling", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                             "machine": info, "device": args.device, "quick": args.quick,
-                             "settings": {k: v for k, v in vars(args).items() if not k.startswith("_")},
-                             "results": rows, "growth": growth(rows)})  # after every case (time limits)
+            write_json(
+                out,
+                {
+                    "benchmark": "scaling",
+                    "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "machine": info,
+                    "device": args.device,
+                    "quick": args.quick,
+                    "settings": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+                    "results": rows,
+                    "growth": growth(rows),
+                },
+            )  # after every case (time limits)
     print(f"wrote {out}")
     return 0 if all("error" not in r for r in rows) else 1
 

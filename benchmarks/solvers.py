@@ -93,9 +93,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--families", help="comma-separated subset (default: all; none: only `dpot generate`)")
     parser.add_argument("--skip-generate", action="store_true", help="do not time `dpot generate default`")
-    parser.add_argument(
-        "--workers", type=int, default=0, help="workers for `dpot generate default` (0 = auto)"
-    )
+    parser.add_argument("--workers", type=int, default=0, help="workers for `dpot generate default` (0 = auto)")
     parser.add_argument("--res", type=int, default=None, help="one grid size (default 64 and 128; 3D 16 and 32)")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/solvers_{cpu,gpu}.json)")
     args = parser.parse_args()

@@ -41,13 +41,17 @@ def run_case(name: str, data: str, steps: int, warmup: int, batch: int, loader: 
     from dpot.training.trainer import Trainer
 
     path, extra = CASES[name]
-    cfg = load_config(PretrainConfig, find_preset("pretrain", path), [f"data.root={data}", f"train.batch_size={batch}",
-                                                                      "train.progress=false", *extra])
+    cfg = load_config(
+        PretrainConfig,
+        find_preset("pretrain", path),
+        [f"data.root={data}", f"train.batch_size={batch}", "train.progress=false", *extra],
+    )
     mixture = build_mixture(cfg, select_datasets(cfg.data), t_ar=cfg.train.t_ar)
     torch.manual_seed(0)
     model = build_model(cfg, mixture)
-    trainer = Trainer(model, mixture, cfg.train, cfg.optim, "/nonexistent", config=to_dict(cfg),
-                      num_workers=cfg.data.num_workers)
+    trainer = Trainer(
+        model, mixture, cfg.train, cfg.optim, "/nonexistent", config=to_dict(cfg), num_workers=cfg.data.num_workers
+    )
     trainer._setup(resume=False)
     stats = IntervalStats(trainer.names, trainer.env.device)
     batches = iter(trainer.loader)
@@ -66,13 +70,22 @@ def run_case(name: str, data: str, steps: int, warmup: int, batch: int, loader: 
     if cuda:
         torch.cuda.synchronize()
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
-    out = {"preset": name, "loader": loader, "batch_size": batch, "steps": steps,
-           "grid": list(mixture.datasets[0].space_shape), "channels": mixture.n_channels,
-           "t_in": cfg.data.t_in, "params": sum(p.numel() for p in model.parameters()),
-           "samples_per_s": steps * batch * cfg.train.grad_accum / dt, "s_per_step": dt / steps,
-           "cpu_s_per_step": cpu / steps, "load_avg_1min": os.getloadavg()[0],
-           "precision": "bf16" if trainer.autocast else "fp32",
-           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    out = {
+        "preset": name,
+        "loader": loader,
+        "batch_size": batch,
+        "steps": steps,
+        "grid": list(mixture.datasets[0].space_shape),
+        "channels": mixture.n_channels,
+        "t_in": cfg.data.t_in,
+        "params": sum(p.numel() for p in model.parameters()),
+        "samples_per_s": steps * batch * cfg.train.grad_accum / dt,
+        "s_per_step": dt / steps,
+        "cpu_s_per_step": cpu / steps,
+        "load_avg_1min": os.getloadavg()[0],
+        "precision": "bf16" if trainer.autocast else "fp32",
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
     if cuda:
         out["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
     return out
@@ -95,9 +108,14 @@ def accuracy(run_dir: str, data: str, steps: int, split: str = "test") -> dict:
     info = json.loads((Path(run_dir) / "checkpoint" / "config.json").read_text())
     table = {}
     for entry in info["data"]:
-        ds = TrajectoryDataset(Path(data) / entry["name"], split=split, t_in=cfg.data.t_in,
-                               n_channels=model.config.in_channels, dataset_id=entry["id"],
-                               resolution=cfg.data.resolution and tuple(cfg.data.resolution))
+        ds = TrajectoryDataset(
+            Path(data) / entry["name"],
+            split=split,
+            t_in=cfg.data.t_in,
+            n_channels=model.config.in_channels,
+            dataset_id=entry["id"],
+            resolution=cfg.data.resolution and tuple(cfg.data.resolution),
+        )
         ds.horizon = min(ds.horizon, steps)
         sums = {"dpot": 0.0, "repeat_last": 0.0, "linear": 0.0}
         for batch in DataLoader(ds, batch_size=8):
@@ -107,11 +125,16 @@ def accuracy(run_dir: str, data: str, steps: int, split: str = "test") -> dict:
                 pred = rollout(model, hist, k, channel_mask=mask)
             last, prev = hist[..., -1:, :], hist[..., -2:-1, :]
             t = torch.arange(1, k + 1, dtype=hist.dtype).view(*([1] * (hist.dim() - 2)), k, 1)
-            for key, p in (("dpot", pred), ("repeat_last", last.expand_as(target)),
-                           ("linear", last + t * (last - prev))):
+            for key, p in (
+                ("dpot", pred),
+                ("repeat_last", last.expand_as(target)),
+                ("linear", last + t * (last - prev)),
+            ):
                 sums[key] += float(l2re(p, target, mask).sum())
-        table[entry["name"]] = {key: v / len(ds) for key, v in sums.items()} | {"steps": ds.horizon,
-                                                                               "trajectories": len(ds)}
+        table[entry["name"]] = {key: v / len(ds) for key, v in sums.items()} | {
+            "steps": ds.horizon,
+            "trajectories": len(ds),
+        }
     return table
 
 
@@ -123,8 +146,12 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--batch", type=int, default=None, help="per-step batch (default: demo 8, Ti 4)")
     p.add_argument("--out", default=None, help="result JSON (default benchmarks/results/train_{cpu,gpu}.json)")
-    p.add_argument("--accuracy", metavar="RUN_DIR", help="instead: rollout L2RE of RUN_DIR's checkpoint vs "
-                   "repeat-last-frame and linear extrapolation on --data's test splits")
+    p.add_argument(
+        "--accuracy",
+        metavar="RUN_DIR",
+        help="instead: rollout L2RE of RUN_DIR's checkpoint vs "
+        "repeat-last-frame and linear extrapolation on --data's test splits",
+    )
     p.add_argument("--rollout", type=int, default=10, help="rollout steps for --accuracy (default 10)")
     p.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case, print its JSON
     p.add_argument("--loader", type=int, default=1, help=argparse.SUPPRESS)
@@ -137,8 +164,17 @@ def main() -> None:
         out = Path(args.out or ROOT / "benchmarks" / "results" / "train_demo_accuracy.json")
         from dpot.io import write_json
 
-        write_json(out, {"benchmark": "train_accuracy", "run": args.accuracy, "data": args.data,
-                         "rollout_steps": args.rollout, "machine": machine_info(), "l2re": table})
+        write_json(
+            out,
+            {
+                "benchmark": "train_accuracy",
+                "run": args.accuracy,
+                "data": args.data,
+                "rollout_steps": args.rollout,
+                "machine": machine_info(),
+                "l2re": table,
+            },
+        )
         print(f"wrote {out}")
         return
     if args.case:
@@ -155,20 +191,42 @@ def main() -> None:
     results = []
     for name in args.presets:
         for loader in (True, False):
-            cmd = [sys.executable, __file__, "--data", args.data, "--case", name, "--steps", str(args.steps),
-                   "--warmup", str(args.warmup), "--loader", str(int(loader))]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--data",
+                args.data,
+                "--case",
+                name,
+                "--steps",
+                str(args.steps),
+                "--warmup",
+                str(args.warmup),
+                "--loader",
+                str(int(loader)),
+            ]
             if args.batch:
                 cmd += ["--batch", str(args.batch)]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise SystemExit(f"{name} (loader={loader}) failed:\n{proc.stderr[-2000:]}")
             res = json.loads(proc.stdout.strip().splitlines()[-1])
-            print(f"{name:5s} loader={'yes' if loader else 'no ':3s} {res['samples_per_s']:8.2f} samples/s  "
-                  f"{res['s_per_step']:.3f} s/step  peak RSS {res['peak_rss_mib']:.0f} MiB", flush=True)
+            print(
+                f"{name:5s} loader={'yes' if loader else 'no ':3s} {res['samples_per_s']:8.2f} samples/s  "
+                f"{res['s_per_step']:.3f} s/step  peak RSS {res['peak_rss_mib']:.0f} MiB",
+                flush=True,
+            )
             results.append(res)
-            write_json(out, {"benchmark": "train", "machine": machine_info(),  # after every case
-                             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "data": str(args.data),
-                             "results": results})
+            write_json(
+                out,
+                {
+                    "benchmark": "train",
+                    "machine": machine_info(),  # after every case
+                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                    "data": str(args.data),
+                    "results": results,
+                },
+            )
     print(f"wrote {out}")
 
 

@@ -46,9 +46,11 @@ RECIPES = ROOT / "studies" / "recipes"
 PRETRAIN_SETS = ("ns2d_nu1e-3", "ns2d_nu1e-4", "diffusion_reaction_2d")
 SW, DARCY, SMOKE = "shallow_water_2d", "darcy_2d", "buoyancy_1x2"
 FAMILIES = (SW, DARCY, SMOKE)
-FAMILY_TEXT = {SW: "shallow water (radial dam break, 3 channels h/u/v, time-dependent)",
-               DARCY: "Darcy flow (steady: coefficient -> pressure, one step)",
-               SMOKE: "buoyancy-driven smoke (3 channels smoke/vx/vy) on a non-square grid (x coarsened 2:1)"}
+FAMILY_TEXT = {
+    SW: "shallow water (radial dam break, 3 channels h/u/v, time-dependent)",
+    DARCY: "Darcy flow (steady: coefficient -> pressure, one step)",
+    SMOKE: "buoyancy-driven smoke (3 channels smoke/vx/vy) on a non-square grid (x coarsened 2:1)",
+}
 FNO_WIDTH, FNO_EQ_WIDTH = 32, 21  # the FNO baseline (359k parameters at 3 channels) and one sized to DPOT demo
 # contenders of the curves: label -> (description, finetune arguments without --data/--out)
 CONTENDERS = {
@@ -86,14 +88,57 @@ class Scale:
 
 
 SCALES = {
-    "smoke": Scale(res=16, frames=14, t_in=4, n_pre=4, n_hold=4, n_val=2, n_test=2, batch=4, pre_steps=4,
-                   curve_steps=4, curve_every=2, n_curve=2, abl_steps=2, shots=(1, 4), shot_steps=2),
-    "small": Scale(res=32, frames=30, t_in=10, n_pre=32, n_hold=64, n_val=4, n_test=8, batch=8, pre_steps=1500,
-                   curve_steps=1000, curve_every=100, n_curve=8, abl_steps=400, shots=(1, 2, 4, 8, 16, 64),
-                   shot_steps=400),
-    "default": Scale(res=32, frames=30, t_in=10, n_pre=64, n_hold=64, n_val=8, n_test=16, batch=8,
-                     pre_steps=4000, curve_steps=5000, curve_every=250, n_curve=8, abl_steps=1500,
-                     shots=(1, 2, 4, 8, 16, 64), shot_steps=1500),
+    "smoke": Scale(
+        res=16,
+        frames=14,
+        t_in=4,
+        n_pre=4,
+        n_hold=4,
+        n_val=2,
+        n_test=2,
+        batch=4,
+        pre_steps=4,
+        curve_steps=4,
+        curve_every=2,
+        n_curve=2,
+        abl_steps=2,
+        shots=(1, 4),
+        shot_steps=2,
+    ),
+    "small": Scale(
+        res=32,
+        frames=30,
+        t_in=10,
+        n_pre=32,
+        n_hold=64,
+        n_val=4,
+        n_test=8,
+        batch=8,
+        pre_steps=1500,
+        curve_steps=1000,
+        curve_every=100,
+        n_curve=8,
+        abl_steps=400,
+        shots=(1, 2, 4, 8, 16, 64),
+        shot_steps=400,
+    ),
+    "default": Scale(
+        res=32,
+        frames=30,
+        t_in=10,
+        n_pre=64,
+        n_hold=64,
+        n_val=8,
+        n_test=16,
+        batch=8,
+        pre_steps=4000,
+        curve_steps=5000,
+        curve_every=250,
+        n_curve=8,
+        abl_steps=1500,
+        shots=(1, 2, 4, 8, 16, 64),
+        shot_steps=1500,
+    ),
 }
 
 
@@ -107,8 +152,12 @@ class Runner:
 
     def __init__(self, work: Path):
         self.work = work
-        self.env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                    "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+        self.env = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+        }
         (work / "results").mkdir(parents=True, exist_ok=True)
         (work / "logs").mkdir(exist_ok=True)
 
@@ -118,8 +167,13 @@ class Runner:
         with open(log, "a") as fh:
             fh.write("$ dpot " + " ".join(args) + "\n")
             fh.flush()
-            proc = subprocess.Popen(["nice", "-n", "19", sys.executable, "-m", "dpot", *args], stdout=fh,
-                                    stderr=subprocess.STDOUT, env=self.env, cwd=self.work)
+            proc = subprocess.Popen(
+                ["nice", "-n", "19", sys.executable, "-m", "dpot", *args],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.work,
+            )
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
@@ -148,14 +202,29 @@ class Runner:
 def generate_data(r: Runner, s: Scale) -> Path:
     """The pre-training corpus and the three held-out families under WORK/data (skips finished ones)."""
     data = r.work / "data"
-    common = ["--out", str(data), "--n-val", str(s.n_val), "--n-test", str(s.n_test), "--frames", str(s.frames),
-              "--quiet", "--workers", "1"]
-    gens = [("ns2d_nu1e-3", ["ns2d_vorticity", "--param", "nu=1e-3", "--n", str(s.n_pre), "--res", str(s.res)]),
-            ("ns2d_nu1e-4", ["ns2d_vorticity", "--param", "nu=1e-4", "--n", str(s.n_pre), "--res", str(s.res)]),
-            ("diffusion_reaction_2d", ["diffusion_reaction_2d", "--param", "dt=0.2", "--n", str(s.n_pre),
-                                       "--res", str(s.res)]),
-            (SW, ["shallow_water_2d", "--param", "dt=0.04", "--n", str(s.n_hold), "--res", str(s.res)]),
-            (DARCY, ["darcy_2d", "--n", str(s.n_hold), "--res", str(s.res)])]
+    common = [
+        "--out",
+        str(data),
+        "--n-val",
+        str(s.n_val),
+        "--n-test",
+        str(s.n_test),
+        "--frames",
+        str(s.frames),
+        "--quiet",
+        "--workers",
+        "1",
+    ]
+    gens = [
+        ("ns2d_nu1e-3", ["ns2d_vorticity", "--param", "nu=1e-3", "--n", str(s.n_pre), "--res", str(s.res)]),
+        ("ns2d_nu1e-4", ["ns2d_vorticity", "--param", "nu=1e-4", "--n", str(s.n_pre), "--res", str(s.res)]),
+        (
+            "diffusion_reaction_2d",
+            ["diffusion_reaction_2d", "--param", "dt=0.2", "--n", str(s.n_pre), "--res", str(s.res)],
+        ),
+        (SW, ["shallow_water_2d", "--param", "dt=0.04", "--n", str(s.n_hold), "--res", str(s.res)]),
+        (DARCY, ["darcy_2d", "--n", str(s.n_hold), "--res", str(s.res)]),
+    ]
     for name, args in gens:
         if not (data / name / "test.h5").is_file():
             r.cli(["generate", *args, "--name", name, *common], "generate")
@@ -170,9 +239,28 @@ def make_smoke(r: Runner, s: Scale, data: Path) -> None:
 
     raw = r.work / "raw"
     res = s.res * 3 // 2
-    r.cli(["generate", "ns2d_buoyancy", "--out", str(raw), "--n", str(s.n_hold), "--n-val", str(s.n_val),
-           "--n-test", str(s.n_test), "--res", str(res), "--frames", str(s.frames), "--quiet", "--workers", "1"],
-          "generate")
+    r.cli(
+        [
+            "generate",
+            "ns2d_buoyancy",
+            "--out",
+            str(raw),
+            "--n",
+            str(s.n_hold),
+            "--n-val",
+            str(s.n_val),
+            "--n-test",
+            str(s.n_test),
+            "--res",
+            str(res),
+            "--frames",
+            str(s.frames),
+            "--quiet",
+            "--workers",
+            "1",
+        ],
+        "generate",
+    )
     parts = []
     for split in ("train", "val", "test"):
         with h5py.File(raw / "ns2d_buoyancy" / f"{split}.h5", "r") as f:
@@ -180,28 +268,92 @@ def make_smoke(r: Runner, s: Scale, data: Path) -> None:
         parts.append(0.5 * (x[:, :, 0::2] + x[:, :, 1::2]))
     src = r.work / "raw" / "smoke_1x2.npz"
     np.savez(src, fields=np.concatenate(parts))
-    r.cli(["convert", "arrays", str(src), "--out", str(data), "--name", SMOKE, "--layout", "n t x y c",
-           "--fields", "fields", "--channels", "smoke,vx,vy", "--pde", "ns2d_buoyancy", "--boundary", "wall",
-           "--split", f"{s.n_hold},{s.n_val},{s.n_test}", "--overwrite", "--no-progress"], "generate")
+    r.cli(
+        [
+            "convert",
+            "arrays",
+            str(src),
+            "--out",
+            str(data),
+            "--name",
+            SMOKE,
+            "--layout",
+            "n t x y c",
+            "--fields",
+            "fields",
+            "--channels",
+            "smoke,vx,vy",
+            "--pde",
+            "ns2d_buoyancy",
+            "--boundary",
+            "wall",
+            "--split",
+            f"{s.n_hold},{s.n_val},{s.n_test}",
+            "--overwrite",
+            "--no-progress",
+        ],
+        "generate",
+    )
 
 
 def write_configs(work: Path, s: Scale) -> tuple[Path, Path]:
     """The pre-training and fine-tuning base YAMLs of the study (written into WORK, passed by path)."""
     import yaml
 
-    pre = {"model": {"preset": "demo", "options": dict(BASE_OPTS)},
-           "data": {"root": str(work / "data"), "datasets": list(PRETRAIN_SETS), "t_in": s.t_in,
-                    "balanced": True, "n_channels": 3},
-           "optim": {"name": "adamw", "lr": 2.0e-3, "weight_decay": 1.0e-6, "schedule": "cosine",
-                     "warmup": 0.05, "min_lr_ratio": 0.02, "clip_grad": 1.0},
-           "train": {"max_steps": s.pre_steps, "batch_size": s.batch, "noise": 0.02, "noise_mode": "rms",
-                     "log_every": 100, "eval_every": 0, "eval_trajectories": 1, "eval_steps": 1,
-                     "checkpoint_every": BIG, "progress": False}}
-    ft = {"optim": {"name": "adamw", "lr": 1.0e-3, "betas": [0.9, 0.9], "weight_decay": 1.0e-6,
-                    "schedule": "cosine", "warmup": 0.05, "min_lr_ratio": 0.0, "clip_grad": 1.0},
-          "finetune": {"channels": "reinit"},
-          "train": {"batch_size": s.batch, "noise": 0.0, "log_every": 100, "eval_every": 0,
-                    "eval_trajectories": 1, "eval_steps": 1, "checkpoint_every": BIG, "progress": False}}
+    pre = {
+        "model": {"preset": "demo", "options": dict(BASE_OPTS)},
+        "data": {
+            "root": str(work / "data"),
+            "datasets": list(PRETRAIN_SETS),
+            "t_in": s.t_in,
+            "balanced": True,
+            "n_channels": 3,
+        },
+        "optim": {
+            "name": "adamw",
+            "lr": 2.0e-3,
+            "weight_decay": 1.0e-6,
+            "schedule": "cosine",
+            "warmup": 0.05,
+            "min_lr_ratio": 0.02,
+            "clip_grad": 1.0,
+        },
+        "train": {
+            "max_steps": s.pre_steps,
+            "batch_size": s.batch,
+            "noise": 0.02,
+            "noise_mode": "rms",
+            "log_every": 100,
+            "eval_every": 0,
+            "eval_trajectories": 1,
+            "eval_steps": 1,
+            "checkpoint_every": BIG,
+            "progress": False,
+        },
+    }
+    ft = {
+        "optim": {
+            "name": "adamw",
+            "lr": 1.0e-3,
+            "betas": [0.9, 0.9],
+            "weight_decay": 1.0e-6,
+            "schedule": "cosine",
+            "warmup": 0.05,
+            "min_lr_ratio": 0.0,
+            "clip_grad": 1.0,
+        },
+        "finetune": {"channels": "reinit"},
+        "train": {
+            "batch_size": s.batch,
+            "noise": 0.0,
+            "log_every": 100,
+            "eval_every": 0,
+            "eval_trajectories": 1,
+            "eval_steps": 1,
+            "checkpoint_every": BIG,
+            "progress": False,
+        },
+    }
     paths = work / "pretrain.yaml", work / "finetune.yaml"
     for path, cfg in zip(paths, (pre, ft)):
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -218,11 +370,31 @@ def count_params(ckpt: Path) -> int:
 
 def evaluate(r: Runner, ckpt: Path, dataset: Path, split: str, n: int, out: Path) -> dict[str, Any]:
     """`dpot evaluate` on one split; the study's summary of its metrics.json."""
-    cpu = r.cli(["evaluate", "--checkpoint", str(ckpt), "--data", str(dataset), "--out", str(out), "--split",
-                 split, "--n-trajectories", str(n)], out.parent.name)
+    cpu = r.cli(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(ckpt),
+            "--data",
+            str(dataset),
+            "--out",
+            str(out),
+            "--split",
+            split,
+            "--n-trajectories",
+            str(n),
+        ],
+        out.parent.name,
+    )
     m = json.loads((out / "metrics.json").read_text())[dataset.name]
-    return {"cpu_s": cpu, "rollout": m["l2re"], "one_step": m["l2re_per_step"][0], "per_step": m["l2re_per_step"],
-            "per_channel": {c: v["l2re"] for c, v in m["per_channel"].items()}, "grid": m["resolution"]}
+    return {
+        "cpu_s": cpu,
+        "rollout": m["l2re"],
+        "one_step": m["l2re_per_step"][0],
+        "per_step": m["l2re_per_step"],
+        "per_channel": {c: v["l2re"] for c, v in m["per_channel"].items()},
+        "grid": m["resolution"],
+    }
 
 
 def pretrain(r: Runner, s: Scale, key: str, options: dict[str, Any], steps: int) -> dict[str, Any]:
@@ -232,8 +404,18 @@ def pretrain(r: Runner, s: Scale, key: str, options: dict[str, Any], steps: int)
         return hit
     out = r.work / "runs" / key
     shutil.rmtree(out, ignore_errors=True)
-    cpu = r.cli(["pretrain", "--config", str(r.work / "pretrain.yaml"), "--out", str(out),
-                 f"model.options={_opts({**BASE_OPTS, **options})}", f"train.max_steps={steps}"], key)
+    cpu = r.cli(
+        [
+            "pretrain",
+            "--config",
+            str(r.work / "pretrain.yaml"),
+            "--out",
+            str(out),
+            f"model.options={_opts({**BASE_OPTS, **options})}",
+            f"train.max_steps={steps}",
+        ],
+        key,
+    )
     ckpt = out / "checkpoint"
     return r.store(key, {"spec": spec, "cpu_s": cpu, "ckpt": str(ckpt), "params": count_params(ckpt)})
 
@@ -280,10 +462,16 @@ def finetune(r: Runner, s: Scale, job: FT) -> dict[str, Any]:
     if job.init:
         args += ["--from", str(r.work / "runs" / job.init / "checkpoint")]
     n_eval = s.n_val if job.split == "val" else s.n_test
-    args += [f"model={job.model}", f"data.n_trajectories={job.n}", f"train.max_steps={job.steps}",
-             f"optim.warmup={max(1, min(50, job.steps // 10))}", f"train.eval_every={job.every}",
-             f"train.eval_split={job.split}", f"train.eval_trajectories={n_eval}",
-             f"train.eval_steps={max(1, s.frames - s.t_in)}"]
+    args += [
+        f"model={job.model}",
+        f"data.n_trajectories={job.n}",
+        f"train.max_steps={job.steps}",
+        f"optim.warmup={max(1, min(50, job.steps // 10))}",
+        f"train.eval_every={job.every}",
+        f"train.eval_split={job.split}",
+        f"train.eval_trajectories={n_eval}",
+        f"train.eval_steps={max(1, s.frames - s.t_in)}",
+    ]
     if job.model == "fno":
         args.append(f"data.t_in={s.t_in}")
     cpu = r.cli([*args, *job.overrides], job.key)
@@ -314,9 +502,23 @@ def add_step_cost(r: Runner, s: Scale, key: str, res: dict[str, Any]) -> None:
         if "eval_overhead_cpu" not in res:
             out = r.work / "evals" / key / "overhead"
             res["eval_overhead_cpu"] = r.cli(
-                ["evaluate", "--checkpoint", str(r.work / "runs" / key / "checkpoint"), "--data",
-                 str(r.work / "data" / res["spec"]["family"]), "--out", str(out), "--split", "test",
-                 "--n-trajectories", "1", "--rollout", "1"], key)
+                [
+                    "evaluate",
+                    "--checkpoint",
+                    str(r.work / "runs" / key / "checkpoint"),
+                    "--data",
+                    str(r.work / "data" / res["spec"]["family"]),
+                    "--out",
+                    str(out),
+                    "--split",
+                    "test",
+                    "--n-trajectories",
+                    "1",
+                    "--rollout",
+                    "1",
+                ],
+                key,
+            )
         one_eval = max(0.0, res["final"]["cpu_s"] - res["eval_overhead_cpu"])
         evals = one_eval * len(res["points"]) * (s.n_val / s.n_test if res["spec"]["split"] == "val" else 1.0)
     res["cpu_per_step"] = max(1e-6, (res["cpu_s"] - start - evals) / steps)
@@ -378,9 +580,22 @@ def spectrum(r: Runner, s: Scale, keys: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {"k": list(range(len(true_p["all"]))), "true": true_p, "models": {}}
     for label, key in keys.items():
         pred_path = tmp / f"{label}.npy"
-        r.cli(["rollout", "--checkpoint", str(r.work / "runs" / key / "checkpoint"), "--input",
-               str(tmp / "history.npy"), "--layout", "n t x y c", "--steps", str(steps), "--out", str(pred_path)],
-              "spectrum")
+        r.cli(
+            [
+                "rollout",
+                "--checkpoint",
+                str(r.work / "runs" / key / "checkpoint"),
+                "--input",
+                str(tmp / "history.npy"),
+                "--layout",
+                "n t x y c",
+                "--steps",
+                str(steps),
+                "--out",
+                str(pred_path),
+            ],
+            "spectrum",
+        )
         pred = np.load(pred_path).astype(np.float64)
         out["models"][label] = radial_power((pred - target) / rms)
     return r.store("spectrum", {"spec": spec, **out})
@@ -404,43 +619,64 @@ def radial_power(e: np.ndarray) -> dict[str, list[float]]:
 # ---------------------------------------------------------------------------------------------- plan
 def ablations(s: Scale) -> list[tuple[str, str, str, tuple[str, ...], str]]:
     """(key, group, label, overrides, init) of the ablation on shallow water; init "" = the pre-trained demo."""
-    rows = [("base", "reference", "pre-trained, reinit, lr 1e-3 cosine (the curves' setting)", (), ""),
-            ("auto", "channels", "channels=auto (keep the pre-trained embedding/head)",
-             ("finetune.channels=auto",), ""),
-            ("scratch_p4", "patch", "from scratch, patch 4", ("model=scratch",), ""),
-            ("scratch_p2", "patch", "from scratch, patch 2", ("model=scratch",), "stub_p2"),
-            ("scratch_p8", "patch", "from scratch, patch 8", ("model=scratch",), "stub_p8"),
-            ("scratch_d48", "shape", "from scratch, D=48 depth 5 (same params)", ("model=scratch",), "stub_d48"),
-            ("scratch_d96", "shape", "from scratch, D=96 depth 1 + mlp 4 (~same params)", ("model=scratch",),
-             "stub_d96"),
-            ("scratch_m2", "shape", "from scratch, 2 Fourier modes per axis", ("model=scratch",), "stub_m2"),
-            ("norm", "normalisation", "data.normalize=true", ("data.normalize=true",), ""),
-            ("lr3e-4", "learning rate", "lr 3e-4", ("optim.lr=3e-4",), ""),
-            ("lr3e-3", "learning rate", "lr 3e-3", ("optim.lr=3e-3",), ""),
-            ("onecycle", "schedule", "one-cycle schedule (the reference's)", ("optim.schedule=onecycle",), ""),
-            ("constant", "schedule", "constant lr after warm-up", ("optim.schedule=constant",), ""),
-            ("noise", "noise", "input noise kappa=0.02 (rms) while fine-tuning",
-             ("train.noise=0.02", "train.noise_mode=rms"), ""),
-            ("tin5", "T_in", "T_in=5 (time aggregation resampled)", ("data.t_in=5",), ""),
-            ("freeze_heads", "adaptation", "heads first for 10% of the steps, layer decay 0.8",
-             (f"finetune.heads_only_steps={max(1, s.abl_steps // 10)}", "finetune.layer_decay=0.8"), ""),
-            ("pushforward", "multi-step", "3 auto-regressive steps per sample, gradient through the last "
-             "(pushforward)", ("train.t_ar=3", "train.pushforward=true"), "")]
+    rows = [
+        ("base", "reference", "pre-trained, reinit, lr 1e-3 cosine (the curves' setting)", (), ""),
+        ("auto", "channels", "channels=auto (keep the pre-trained embedding/head)", ("finetune.channels=auto",), ""),
+        ("scratch_p4", "patch", "from scratch, patch 4", ("model=scratch",), ""),
+        ("scratch_p2", "patch", "from scratch, patch 2", ("model=scratch",), "stub_p2"),
+        ("scratch_p8", "patch", "from scratch, patch 8", ("model=scratch",), "stub_p8"),
+        ("scratch_d48", "shape", "from scratch, D=48 depth 5 (same params)", ("model=scratch",), "stub_d48"),
+        ("scratch_d96", "shape", "from scratch, D=96 depth 1 + mlp 4 (~same params)", ("model=scratch",), "stub_d96"),
+        ("scratch_m2", "shape", "from scratch, 2 Fourier modes per axis", ("model=scratch",), "stub_m2"),
+        ("norm", "normalisation", "data.normalize=true", ("data.normalize=true",), ""),
+        ("lr3e-4", "learning rate", "lr 3e-4", ("optim.lr=3e-4",), ""),
+        ("lr3e-3", "learning rate", "lr 3e-3", ("optim.lr=3e-3",), ""),
+        ("onecycle", "schedule", "one-cycle schedule (the reference's)", ("optim.schedule=onecycle",), ""),
+        ("constant", "schedule", "constant lr after warm-up", ("optim.schedule=constant",), ""),
+        (
+            "noise",
+            "noise",
+            "input noise kappa=0.02 (rms) while fine-tuning",
+            ("train.noise=0.02", "train.noise_mode=rms"),
+            "",
+        ),
+        ("tin5", "T_in", "T_in=5 (time aggregation resampled)", ("data.t_in=5",), ""),
+        (
+            "freeze_heads",
+            "adaptation",
+            "heads first for 10% of the steps, layer decay 0.8",
+            (f"finetune.heads_only_steps={max(1, s.abl_steps // 10)}", "finetune.layer_decay=0.8"),
+            "",
+        ),
+        (
+            "pushforward",
+            "multi-step",
+            "3 auto-regressive steps per sample, gradient through the last (pushforward)",
+            ("train.t_ar=3", "train.pushforward=true"),
+            "",
+        ),
+    ]
     return rows
 
 
-STUBS = {"stub_p2": {"patch_size": 2}, "stub_p8": {"patch_size": 8},
-         "stub_d48": {"embed_dim": 48, "depth": 5}, "stub_d96": {"embed_dim": 96, "depth": 1, "mlp_ratio": 4},
-         "stub_m2": {"modes": 2}}
+STUBS = {
+    "stub_p2": {"patch_size": 2},
+    "stub_p8": {"patch_size": 8},
+    "stub_d48": {"embed_dim": 48, "depth": 5},
+    "stub_d96": {"embed_dim": 96, "depth": 1, "mlp_ratio": 4},
+    "stub_m2": {"modes": 2},
+}
 
 
 def curve_jobs(s: Scale, fam: str, which: tuple[str, ...]) -> list[FT]:
     b, e = s.curve_steps, s.curve_every
-    table = {"dpot_pre": FT(f"curve_{fam}_dpot_pre", fam, "pretrained", "pre_demo", s.n_curve, b, e),
-             "dpot_scratch": FT(f"curve_{fam}_dpot_scratch", fam, "scratch", "pre_demo", s.n_curve, b, e),
-             "fno_eq": FT(f"curve_{fam}_fno_eq", fam, "fno", "", s.n_curve, b, e, (f"fno.width={FNO_EQ_WIDTH}",)),
-             "fno": FT(f"curve_{fam}_fno", fam, "fno", "", s.n_curve, b, e, (f"fno.width={FNO_WIDTH}",)),
-             "dpot_l_pre": FT(f"curve_{fam}_dpot_l_pre", fam, "pretrained", "pre_d96", s.n_curve, b, e)}
+    table = {
+        "dpot_pre": FT(f"curve_{fam}_dpot_pre", fam, "pretrained", "pre_demo", s.n_curve, b, e),
+        "dpot_scratch": FT(f"curve_{fam}_dpot_scratch", fam, "scratch", "pre_demo", s.n_curve, b, e),
+        "fno_eq": FT(f"curve_{fam}_fno_eq", fam, "fno", "", s.n_curve, b, e, (f"fno.width={FNO_EQ_WIDTH}",)),
+        "fno": FT(f"curve_{fam}_fno", fam, "fno", "", s.n_curve, b, e, (f"fno.width={FNO_WIDTH}",)),
+        "dpot_l_pre": FT(f"curve_{fam}_dpot_l_pre", fam, "pretrained", "pre_d96", s.n_curve, b, e),
+    }
     return [table[w] for w in which]
 
 
@@ -449,16 +685,30 @@ SEED_CHECK = ("dpot_pre", "dpot_scratch", "fno_eq", "fno")
 
 def seed_jobs(s: Scale) -> list[FT]:
     """The main curves' contenders again with training seed 1, evaluated at the full budget only."""
-    return [replace(j, key=f"seed1_{j.family}_{c}", every=0, final=False, overrides=(*j.overrides, "train.seed=1"))
-            for fam in FAMILIES for c, j in zip(SEED_CHECK, curve_jobs(s, fam, SEED_CHECK))]
+    return [
+        replace(j, key=f"seed1_{j.family}_{c}", every=0, final=False, overrides=(*j.overrides, "train.seed=1"))
+        for fam in FAMILIES
+        for c, j in zip(SEED_CHECK, curve_jobs(s, fam, SEED_CHECK))
+    ]
 
 
 def ablation_jobs(s: Scale) -> list[FT]:
     jobs = []
     for key, _, _, over, init in ablations(s):
-        jobs.append(FT(f"abl_{key}", SW, "scratch" if "model=scratch" in over else "pretrained", init or "pre_demo",
-                       s.n_curve, s.abl_steps, 0, tuple(o for o in over if o != "model=scratch"), "val",
-                       val_call="data.normalize=true" in over))
+        jobs.append(
+            FT(
+                f"abl_{key}",
+                SW,
+                "scratch" if "model=scratch" in over else "pretrained",
+                init or "pre_demo",
+                s.n_curve,
+                s.abl_steps,
+                0,
+                tuple(o for o in over if o != "model=scratch"),
+                "val",
+                val_call="data.normalize=true" in over,
+            )
+        )
     for label, width in (("fno_eq", FNO_EQ_WIDTH), ("fno", FNO_WIDTH)):
         jobs.append(FT(f"abl_{label}", SW, "fno", "", s.n_curve, s.abl_steps, 0, (f"fno.width={width}",), "val"))
     return jobs
@@ -467,10 +717,21 @@ def ablation_jobs(s: Scale) -> list[FT]:
 def shot_jobs(s: Scale) -> list[FT]:
     jobs = []
     for n in s.shots:
-        jobs += [FT(f"shots_{SMOKE}_dpot_pre_n{n}", SMOKE, "pretrained", "pre_demo", n, s.shot_steps, final=False),
-                 FT(f"shots_{SMOKE}_dpot_scratch_n{n}", SMOKE, "scratch", "pre_demo", n, s.shot_steps, final=False),
-                 FT(f"shots_{SMOKE}_fno_eq_n{n}", SMOKE, "fno", "", n, s.shot_steps, 0,
-                    (f"fno.width={FNO_EQ_WIDTH}",), final=False)]
+        jobs += [
+            FT(f"shots_{SMOKE}_dpot_pre_n{n}", SMOKE, "pretrained", "pre_demo", n, s.shot_steps, final=False),
+            FT(f"shots_{SMOKE}_dpot_scratch_n{n}", SMOKE, "scratch", "pre_demo", n, s.shot_steps, final=False),
+            FT(
+                f"shots_{SMOKE}_fno_eq_n{n}",
+                SMOKE,
+                "fno",
+                "",
+                n,
+                s.shot_steps,
+                0,
+                (f"fno.width={FNO_EQ_WIDTH}",),
+                final=False,
+            ),
+        ]
     return jobs
 
 
@@ -485,10 +746,19 @@ def recipe_jobs(s: Scale, recipe: dict[str, Any], results: dict[str, Any]) -> li
     for fam in FAMILIES:
         over = tuple(o for o in recipe["overrides"] if not (fam in STEADY and o in STEADY_UNSUPPORTED))
         shared = tuple(o for o in over if not o.startswith("finetune."))
-        jobs += [FT(f"curve_{fam}_recipe", fam, "pretrained", "pre_demo", s.n_curve, s.curve_steps, s.curve_every,
-                    over),
-                 FT(f"curve_{fam}_fno_eq_recipe", fam, "fno", "", s.n_curve, fno_steps, s.curve_every,
-                    (f"fno.width={FNO_EQ_WIDTH}", *shared))]
+        jobs += [
+            FT(f"curve_{fam}_recipe", fam, "pretrained", "pre_demo", s.n_curve, s.curve_steps, s.curve_every, over),
+            FT(
+                f"curve_{fam}_fno_eq_recipe",
+                fam,
+                "fno",
+                "",
+                s.n_curve,
+                fno_steps,
+                s.curve_every,
+                (f"fno.width={FNO_EQ_WIDTH}", *shared),
+            ),
+        ]
     return jobs
 
 
@@ -537,6 +807,7 @@ class Study:
 
     def run_all(self, items: list[tuple[str, Any]]) -> None:
         """Run each `(key, thunk)` on `jobs` threads (each drives a subprocess); a failure is recorded, not fatal."""
+
         def one(item: tuple[str, Any]) -> None:
             key, thunk = item
             try:
@@ -570,8 +841,16 @@ class Study:
         main4 = ("dpot_pre", "fno", "fno_eq", "dpot_scratch")
         abl = ablation_jobs(s) if "ablation" in parts else []
         curves = "curves" in parts
-        self.run_all(self.ft([*abl[:5], *(curve_jobs(s, SW, main4) if curves else []), *abl[5:],
-                              *(curve_jobs(s, DARCY, main4) if curves else [])]))
+        self.run_all(
+            self.ft(
+                [
+                    *abl[:5],
+                    *(curve_jobs(s, SW, main4) if curves else []),
+                    *abl[5:],
+                    *(curve_jobs(s, DARCY, main4) if curves else []),
+                ]
+            )
+        )
         keys = {k: f"curve_{SW}_{k}" for k in ("dpot_pre", "fno_eq", "fno")}
         keys = {k: v for k, v in keys.items() if v in self.results}
         if keys and "ablation" in parts:
@@ -580,11 +859,16 @@ class Study:
         if recipe is not None and "recipe" in parts:
             save_recipe(self.work, recipe)
             self.run_all(self.ft(recipe_jobs(s, recipe, self.results)))
-        self.run_all(self.ft([*(curve_jobs(s, SW, ("dpot_l_pre",)) + curve_jobs(s, DARCY, ("dpot_l_pre",))
-                                if curves else []),
-                              *(shot_jobs(s) if "shots" in parts else []),
-                              *(curve_jobs(s, SMOKE, (*main4, "dpot_l_pre")) if curves else []),
-                              *(seed_jobs(s) if "seeds" in parts else [])]))
+        self.run_all(
+            self.ft(
+                [
+                    *(curve_jobs(s, SW, ("dpot_l_pre",)) + curve_jobs(s, DARCY, ("dpot_l_pre",)) if curves else []),
+                    *(shot_jobs(s) if "shots" in parts else []),
+                    *(curve_jobs(s, SMOKE, (*main4, "dpot_l_pre")) if curves else []),
+                    *(seed_jobs(s) if "seeds" in parts else []),
+                ]
+            )
+        )
         self.save()
 
     def collect(self) -> None:
@@ -611,12 +895,23 @@ class Study:
         old = json.loads(JSON_OUT.read_text()) if JSON_OUT.is_file() else {}
         calls = old.get("meta", {}).get("calls", []) if old.get("meta", {}).get("scale") == self.scale else []
         calls = [c for c in calls if c["started"] != self.started]
-        calls.append({"started": self.started, "wall_s": round(time.time() - self.t0, 1),
-                      "load_start": self.load0, "load_now": os.getloadavg()[0]})
-        meta = {"scale": self.scale, "settings": asdict(self.s), "machine": machine_label(machine_info()),
-                "calls": calls,
-                "date": time.strftime("%Y-%m-%d", time.gmtime()), "errors": dict(self.errors),
-                "recipe": choose_recipe(self.results, self.s)}
+        calls.append(
+            {
+                "started": self.started,
+                "wall_s": round(time.time() - self.t0, 1),
+                "load_start": self.load0,
+                "load_now": os.getloadavg()[0],
+            }
+        )
+        meta = {
+            "scale": self.scale,
+            "settings": asdict(self.s),
+            "machine": machine_label(machine_info()),
+            "calls": calls,
+            "date": time.strftime("%Y-%m-%d", time.gmtime()),
+            "errors": dict(self.errors),
+            "recipe": choose_recipe(self.results, self.s),
+        }
         payload = {"meta": meta, "results": self.results}
         RESULTS.mkdir(parents=True, exist_ok=True)
         tmp = JSON_OUT.with_suffix(".tmp")
@@ -648,17 +943,21 @@ def save_recipe(work: Path, recipe: dict[str, Any]) -> None:
     for cfg in (pre, ft):  # the study's logging/evaluation knobs are not part of the recipe
         for k in ("log_every", "eval_every", "eval_trajectories", "eval_steps", "checkpoint_every", "progress"):
             cfg["train"].pop(k, None)
-    head = ("# Chosen by studies/fno_gap.py on the shallow-water validation split (docs/fno-gap.md, part 4).\n"
-            + "".join(f"#   {w}\n" for w in recipe["why"]))
+    head = (
+        "# Chosen by studies/fno_gap.py on the shallow-water validation split (docs/fno-gap.md, part 4).\n"
+        + "".join(f"#   {w}\n" for w in recipe["why"])
+    )
     (RECIPES / "cpu-pretrain.yaml").write_text(
         "# CPU-scale pre-training of the FNO-gap study (demo DPOT, 3 padded channels, kappa 0.02). Its corpus:\n"
         "#   dpot generate ns2d_vorticity --param nu=1e-3 --name ns2d_nu1e-3 --res 32 --frames 30 --n 32 --out DIR\n"
         "#   (the same with nu=1e-4 / ns2d_nu1e-4, and diffusion_reaction_2d --param dt=0.2), then\n"
         "#   dpot pretrain --config studies/recipes/cpu-pretrain.yaml --out RUN data.root=DIR\n"
-        + yaml.safe_dump(pre, sort_keys=False))
+        + yaml.safe_dump(pre, sort_keys=False)
+    )
     (RECIPES / "cpu-finetune.yaml").write_text(
         head + "#   dpot finetune --config studies/recipes/cpu-finetune.yaml --from RUN/checkpoint --data DIR/<set> "
-        "--out FT train.max_steps=N data.n_trajectories=8\n" + yaml.safe_dump(ft, sort_keys=False))
+        "--out FT train.max_steps=N data.n_trajectories=8\n" + yaml.safe_dump(ft, sort_keys=False)
+    )
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -705,32 +1004,34 @@ def write_report(payload: dict[str, Any], page: Path = PAGE, plots_dir: Path = R
     L: list[str] = []
     wall = sum(c["wall_s"] for c in meta["calls"])
     loads = ", ".join(f"{c['load_start']:.1f}→{c['load_now']:.1f}" for c in meta["calls"])
-    L += ["# Why small DPOT trails the FNO on held-out families",
-          "",
-          f"Regenerate with {_run_cmd(scale)} (`--report-only` rebuilds this page and its plots from "
-          "`docs/results/fno_gap.json` in seconds; runs are cached under `--work`, so an interrupted study "
-          "continues). Every number below comes from that script, which drives the `dpot` command line and reads "
-          "the JSON files the commands write.",
-          "",
-          f"**This run:** scale `{scale}`, {meta['date']}, {meta['machine']} — a 2-core AMD EPYC CPU VM that was "
-          f"**shared with other jobs during this run** (load average at start→end of each call: {loads}); "
-          f"{len(meta['calls'])} call(s), {wall / 60:.0f} min wall in all; every training process ran "
-          "niced with one torch thread, at most 2 training processes at a time. Wall-clock comparisons therefore "
-          "use each process's "
-          "own CPU time (user+system, from the kernel), which a shared machine inflates far less than wall time; "
-          "each run's training cost per step is its process CPU time less one process start-up (`dpot info`'s CPU "
-          "time) and its in-training evaluations (each costed as the final `dpot evaluate` call less the same call "
-          "cut to one trajectory and one step).",
-          "",
-          f"**Scale.** 32² is the claims study's grid: {s.res}² corpus, {s.frames} frames, T_in={s.t_in}, batch "
-          f"{s.batch}; DPOT `demo` (patch 4, D=64, 3 blocks) pre-trained {s.pre_steps} steps on "
-          f"{', '.join(PRETRAIN_SETS)} ({s.n_pre} trajectories each, channels padded to 3 with the channel mask, "
-          f"κ=0.02); fine-tuning curves at n={s.n_curve} trajectories, {s.curve_steps} steps, a test rollout "
-          f"every {s.curve_every} steps on {s.n_test} test trajectories; ablations at {s.abl_steps} steps; one "
-          "seed (no spread: the time budget of this run did not allow seeds, so differences of a few percent are "
-          "within noise). The "
-          "paper trains 7 M–1 B parameter models for ~10⁵–10⁶ steps on 128² data; read this as a small-scale probe.",
-          ""]
+    L += [
+        "# Why small DPOT trails the FNO on held-out families",
+        "",
+        f"Regenerate with {_run_cmd(scale)} (`--report-only` rebuilds this page and its plots from "
+        "`docs/results/fno_gap.json` in seconds; runs are cached under `--work`, so an interrupted study "
+        "continues). Every number below comes from that script, which drives the `dpot` command line and reads "
+        "the JSON files the commands write.",
+        "",
+        f"**This run:** scale `{scale}`, {meta['date']}, {meta['machine']} — a 2-core AMD EPYC CPU VM that was "
+        f"**shared with other jobs during this run** (load average at start→end of each call: {loads}); "
+        f"{len(meta['calls'])} call(s), {wall / 60:.0f} min wall in all; every training process ran "
+        "niced with one torch thread, at most 2 training processes at a time. Wall-clock comparisons therefore "
+        "use each process's "
+        "own CPU time (user+system, from the kernel), which a shared machine inflates far less than wall time; "
+        "each run's training cost per step is its process CPU time less one process start-up (`dpot info`'s CPU "
+        "time) and its in-training evaluations (each costed as the final `dpot evaluate` call less the same call "
+        "cut to one trajectory and one step).",
+        "",
+        f"**Scale.** 32² is the claims study's grid: {s.res}² corpus, {s.frames} frames, T_in={s.t_in}, batch "
+        f"{s.batch}; DPOT `demo` (patch 4, D=64, 3 blocks) pre-trained {s.pre_steps} steps on "
+        f"{', '.join(PRETRAIN_SETS)} ({s.n_pre} trajectories each, channels padded to 3 with the channel mask, "
+        f"κ=0.02); fine-tuning curves at n={s.n_curve} trajectories, {s.curve_steps} steps, a test rollout "
+        f"every {s.curve_every} steps on {s.n_test} test trajectories; ablations at {s.abl_steps} steps; one "
+        "seed (no spread: the time budget of this run did not allow seeds, so differences of a few percent are "
+        "within noise). The "
+        "paper trains 7 M–1 B parameter models for ~10⁵–10⁶ steps on 128² data; read this as a small-scale probe.",
+        "",
+    ]
     if meta.get("errors"):
         L += ["Runs that failed: " + "; ".join(f"`{k}`: {v}" for k, v in meta["errors"].items()), ""]
     L += _setting(s)
@@ -746,22 +1047,30 @@ def write_report(payload: dict[str, Any], page: Path = PAGE, plots_dir: Path = R
 
 
 def _setting(s: Scale) -> list[str]:
-    return ["## Setting", "",
-            "Held-out families (never seen in pre-training):", "",
-            *[f"- `{f}`: {FAMILY_TEXT[f]}" for f in FAMILIES],
-            f"  (`{SMOKE}`: `dpot generate ns2d_buoyancy` at {s.res * 3 // 2}² averaged over pairs of cells along x, "
-            f"imported with `dpot convert arrays`: a native {s.res * 3 // 4}×{s.res * 3 // 2} grid; our solvers only "
-            "make square grids.)", "",
-            "Contenders (all trained by `dpot finetune` with the same data, batch, AdamW lr 1e-3, cosine schedule "
-            "over the largest budget with a short warm-up, no input noise):", "",
-            *[f"- `{k}`: {v}" for k, v in CONTENDERS.items()], "",
-            "Pre-trained DPOTs adapt with `finetune.channels=reinit` (fresh patch embedding and head, pre-trained "
-            "blocks; the reference's fine-tuning default) unless a row says otherwise. Curve points are the "
-            "in-training rollout evaluations of one run on the test split (same L2RE as `dpot evaluate`), so a point "
-            "at 100 steps is the anytime error of a run whose cosine schedule spans the whole budget, not a "
-            "separately tuned 100-step run. Errors are the paper's L2RE "
-            "over the whole auto-regressive rollout (steady Darcy: one step) on the test split; settings are "
-            "chosen on the validation split only.", ""]
+    return [
+        "## Setting",
+        "",
+        "Held-out families (never seen in pre-training):",
+        "",
+        *[f"- `{f}`: {FAMILY_TEXT[f]}" for f in FAMILIES],
+        f"  (`{SMOKE}`: `dpot generate ns2d_buoyancy` at {s.res * 3 // 2}² averaged over pairs of cells along x, "
+        f"imported with `dpot convert arrays`: a native {s.res * 3 // 4}×{s.res * 3 // 2} grid; our solvers only "
+        "make square grids.)",
+        "",
+        "Contenders (all trained by `dpot finetune` with the same data, batch, AdamW lr 1e-3, cosine schedule "
+        "over the largest budget with a short warm-up, no input noise):",
+        "",
+        *[f"- `{k}`: {v}" for k, v in CONTENDERS.items()],
+        "",
+        "Pre-trained DPOTs adapt with `finetune.channels=reinit` (fresh patch embedding and head, pre-trained "
+        "blocks; the reference's fine-tuning default) unless a row says otherwise. Curve points are the "
+        "in-training rollout evaluations of one run on the test split (same L2RE as `dpot evaluate`), so a point "
+        "at 100 steps is the anytime error of a run whose cosine schedule spans the whole budget, not a "
+        "separately tuned 100-step run. Errors are the paper's L2RE "
+        "over the whole auto-regressive rollout (steady Darcy: one step) on the test split; settings are "
+        "chosen on the validation split only.",
+        "",
+    ]
 
 
 def _part1(res: dict[str, Any], s: Scale, scale: str, plots: Plots) -> list[str]:
@@ -787,13 +1096,18 @@ def _part1(res: dict[str, Any], s: Scale, scale: str, plots: Plots) -> list[str]
             others = [c for c in runs if c != "dpot_pre"]
             rows = []
             for p, t in zip(ref["points"], _times(ref)):
-                rows.append([f"{t:.0f}", f"{p['steps']}", _f(p["rollout"])]
-                            + [_f(_at_time(runs[c], t)) for c in others])
-            L += ["At equal training CPU time (the times of `dpot_pre`'s checkpoints; others interpolated "
-                  "log-log between their own checkpoints, – where outside what they ran). A slower model is read "
-                  "here in mid-schedule, before its learning rate has decayed, which favours the faster one; part 4 "
-                  "gives the FNO its own full schedule in the same CPU time:", "",
-                  _table(["CPU s", "dpot_pre steps", "dpot_pre"] + others, rows), ""]
+                rows.append(
+                    [f"{t:.0f}", f"{p['steps']}", _f(p["rollout"])] + [_f(_at_time(runs[c], t)) for c in others]
+                )
+            L += [
+                "At equal training CPU time (the times of `dpot_pre`'s checkpoints; others interpolated "
+                "log-log between their own checkpoints, – where outside what they ran). A slower model is read "
+                "here in mid-schedule, before its learning rate has decayed, which favours the faster one; part 4 "
+                "gives the FNO its own full schedule in the same CPU time:",
+                "",
+                _table(["CPU s", "dpot_pre steps", "dpot_pre"] + others, rows),
+                "",
+            ]
         L += _verdicts(fam, runs)
         L += [f"![{fam}](results/fno_gap_curve_{fam}.png)", ""]
         plots.curves(fam, runs)
@@ -807,26 +1121,41 @@ def _verdicts(fam: str, runs: dict[str, Any]) -> list[str]:
     b = runs[next(iter(runs))]["points"][-1]["steps"]
     if "dpot_pre" in final:
         best = min(final, key=final.get)
-        out.append(f"At {b} steps the lowest error is `{best}` ({_f(final[best])}); "
-                   f"`dpot_pre` {_f(final['dpot_pre'])}.")
-        for c, lab in (("fno_eq", "the equal-parameter FNO"), ("fno", "the FNO baseline"),
-                       ("dpot_scratch", "DPOT from scratch")):
+        out.append(
+            f"At {b} steps the lowest error is `{best}` ({_f(final[best])}); `dpot_pre` {_f(final['dpot_pre'])}."
+        )
+        for c, lab in (
+            ("fno_eq", "the equal-parameter FNO"),
+            ("fno", "the FNO baseline"),
+            ("dpot_scratch", "DPOT from scratch"),
+        ):
             if c in runs:
-                lead = [p["steps"] for p, q in zip(runs["dpot_pre"]["points"], runs[c]["points"])
-                        if p["rollout"] < q["rollout"]]
-                out.append(f"Pre-trained DPOT beats {lab} at equal steps at: "
-                           f"{', '.join(map(str, lead)) or 'no budget'}.")
-                tl = [f"{t:.0f}" for p, t in zip(runs["dpot_pre"]["points"], _times(runs["dpot_pre"]))
-                      if (e := _at_time(runs[c], t)) is not None and p["rollout"] < e]
+                lead = [
+                    p["steps"]
+                    for p, q in zip(runs["dpot_pre"]["points"], runs[c]["points"])
+                    if p["rollout"] < q["rollout"]
+                ]
+                out.append(
+                    f"Pre-trained DPOT beats {lab} at equal steps at: {', '.join(map(str, lead)) or 'no budget'}."
+                )
+                tl = [
+                    f"{t:.0f}"
+                    for p, t in zip(runs["dpot_pre"]["points"], _times(runs["dpot_pre"]))
+                    if (e := _at_time(runs[c], t)) is not None and p["rollout"] < e
+                ]
                 out.append(f"  At equal CPU time: at {', '.join(tl) + ' CPU s' if tl else 'no compared time'}.")
     if "dpot_l_pre" in final and "fno" in final:
         r, f = runs["dpot_l_pre"], runs["fno"]
-        out.append(f"Equal parameters, large pair: DPOT D=96 ({r['params']:,}) {_f(final['dpot_l_pre'])} vs FNO "
-                   f"({f['params']:,}) {_f(final['fno'])} at {b} steps.")
+        out.append(
+            f"Equal parameters, large pair: DPOT D=96 ({r['params']:,}) {_f(final['dpot_l_pre'])} vs FNO "
+            f"({f['params']:,}) {_f(final['fno'])} at {b} steps."
+        )
     if "dpot_pre" in final and "fno_eq" in final:
         r, f = runs["dpot_pre"], runs["fno_eq"]
-        out.append(f"Equal parameters, small pair: DPOT demo ({r['params']:,}) {_f(final['dpot_pre'])} vs FNO "
-                   f"width {FNO_EQ_WIDTH} ({f['params']:,}) {_f(final['fno_eq'])} at {b} steps.")
+        out.append(
+            f"Equal parameters, small pair: DPOT demo ({r['params']:,}) {_f(final['dpot_pre'])} vs FNO "
+            f"width {FNO_EQ_WIDTH} ({f['params']:,}) {_f(final['fno_eq'])} at {b} steps."
+        )
     return ["- " + o if not o.startswith("  ") else "  -" + o[1:] for o in out] + [""]
 
 
@@ -840,42 +1169,73 @@ def _part2(res: dict[str, Any], s: Scale, scale: str, plots: Plots) -> list[str]
         r = res.get(f"abl_{label}")
         rows.append(["FNO", text] + (_abl_cells(r) if r else ["not run"] + [""] * 5))
     zs = res.get("zero_shot", {}).get("families", {}).get(SW, {}).get("repeat_last_frame")
-    L += [f"n={s.n_curve} trajectories, {s.abl_steps} steps each; one change per row from the reference "
-          "(`pre-trained, reinit`). Val = validation rollout L2RE (what the recipe is chosen on); the rest on test.",
-          "", _table(["group", "setting", "params", "val rollout", "test rollout", "test 1-step", "test last step",
-                      "CPU ms/step"], rows), ""]
+    L += [
+        f"n={s.n_curve} trajectories, {s.abl_steps} steps each; one change per row from the reference "
+        "(`pre-trained, reinit`). Val = validation rollout L2RE (what the recipe is chosen on); the rest on test.",
+        "",
+        _table(
+            [
+                "group",
+                "setting",
+                "params",
+                "val rollout",
+                "test rollout",
+                "test 1-step",
+                "test last step",
+                "CPU ms/step",
+            ],
+            rows,
+        ),
+        "",
+    ]
     if zs:
         L += [f"Repeating the last frame: rollout {_f(zs['rollout'])}, one step {_f(zs['one_step'])}.", ""]
     floor = [(p, res.get(f"abl_scratch_p{p}")) for p in (2, 4, 8)]
     if all(r for _, r in floor):
         one = {p: r["final"]["one_step"] for p, r in floor}
-        L += ["**Patch size and the one-step floor.** From scratch at equal steps, the one-step error is "
-              + ", ".join(f"{_f(one[p])} at patch {p}" for p in (2, 4, 8))
-              + f" (rollout {', '.join(_f(r['final']['rollout']) for _, r in floor)}); patch 2 costs "
-              f"{floor[0][1]['cpu_per_step'] / floor[1][1]['cpu_per_step']:.1f}× patch 4's CPU time per step.", ""]
+        L += [
+            "**Patch size and the one-step floor.** From scratch at equal steps, the one-step error is "
+            + ", ".join(f"{_f(one[p])} at patch {p}" for p in (2, 4, 8))
+            + f" (rollout {', '.join(_f(r['final']['rollout']) for _, r in floor)}); patch 2 costs "
+            f"{floor[0][1]['cpu_per_step'] / floor[1][1]['cpu_per_step']:.1f}× patch 4's CPU time per step.",
+            "",
+        ]
     L += _error_location(res, s, plots)
     return L
 
 
 def _abl_cells(r: dict[str, Any]) -> list[str]:
     p = r["final"]
-    return [f"{r['params']:,}", _f(r.get("val", {}).get("rollout")), _f(p["rollout"]), _f(p["one_step"]),
-            _f(p["per_step"][-1]), f"{1000 * r['cpu_per_step']:.0f}"]
+    return [
+        f"{r['params']:,}",
+        _f(r.get("val", {}).get("rollout")),
+        _f(p["rollout"]),
+        _f(p["one_step"]),
+        _f(p["per_step"][-1]),
+        f"{1000 * r['cpu_per_step']:.0f}",
+    ]
 
 
 def _error_location(res: dict[str, Any], s: Scale, plots: Plots) -> list[str]:
-    runs = {c: res[f"curve_{SW}_{c}"] for c in ("dpot_pre", "dpot_scratch", "fno_eq", "fno")
-            if f"curve_{SW}_{c}" in res}
+    runs = {
+        c: res[f"curve_{SW}_{c}"] for c in ("dpot_pre", "dpot_scratch", "fno_eq", "fno") if f"curve_{SW}_{c}" in res
+    }
     if not runs:
         return ["Where the error is: needs the shallow-water curves (part 1); not run yet.", ""]
-    L = ["### Where the error is", "",
-         f"Final checkpoints of the shallow-water curves ({s.curve_steps} steps, n={s.n_curve}). Per channel "
-         "(rollout L2RE) and per rollout step:", ""]
+    L = [
+        "### Where the error is",
+        "",
+        f"Final checkpoints of the shallow-water curves ({s.curve_steps} steps, n={s.n_curve}). Per channel "
+        "(rollout L2RE) and per rollout step:",
+        "",
+    ]
     chans = list(next(iter(runs.values()))["final"]["per_channel"])
     steps = len(next(iter(runs.values()))["final"]["per_step"])
     picks = sorted({0, min(4, steps - 1), min(9, steps - 1), steps - 1})
-    rows = [[c] + [_f(r["final"]["per_channel"][ch]) for ch in chans]
-            + [_f(r["final"]["per_step"][i]) for i in picks] for c, r in runs.items()]
+    rows = [
+        [c] + [_f(r["final"]["per_channel"][ch]) for ch in chans] + [_f(r["final"]["per_step"][i]) for i in picks]
+        for c, r in runs.items()
+    ]
     L += [_table(["model"] + chans + [f"step {i + 1}" for i in picks], rows), ""]
     plots.per_step(runs)
     L += ["![error per rollout step](results/fno_gap_per_step.png)", ""]
@@ -883,31 +1243,47 @@ def _error_location(res: dict[str, Any], s: Scale, plots: Plots) -> list[str]:
     if sp:
         k = np.array(sp["k"])
         n = s.res
-        bands = [("low: k ≤ N/8", k <= n // 8), ("mid: N/8 < k ≤ N/4", (k > n // 8) & (k <= n // 4)),
-                 ("high: k > N/4", k > n // 4)]
+        bands = [
+            ("low: k ≤ N/8", k <= n // 8),
+            ("mid: N/8 < k ≤ N/4", (k > n // 8) & (k <= n // 4)),
+            ("high: k > N/4", k > n // 4),
+        ]
         rows = []
         for which in ("first", "all"):
             for c, m in sp["models"].items():
                 e = np.array(m[which])
                 tot = e.sum()
-                rows.append([c, "step 1" if which == "first" else "all steps", f"{tot:.3g}"]
-                            + [f"{e[mask].sum() / tot:.0%}" for _, mask in bands])
-        L += ["Error power by radial wavenumber band (k = |k| in grid units, N = " + str(n) + "; each channel "
-              "divided by the RMS of its true field first, so channels weigh as in the L2RE; the total and the "
-              "share of each band):", "", _table(["model", "steps", "total error power"] + [b for b, _ in bands],
-                                                    rows), ""]
+                rows.append(
+                    [c, "step 1" if which == "first" else "all steps", f"{tot:.3g}"]
+                    + [f"{e[mask].sum() / tot:.0%}" for _, mask in bands]
+                )
+        L += [
+            "Error power by radial wavenumber band (k = |k| in grid units, N = " + str(n) + "; each channel "
+            "divided by the RMS of its true field first, so channels weigh as in the L2RE; the total and the "
+            "share of each band):",
+            "",
+            _table(["model", "steps", "total error power"] + [b for b, _ in bands], rows),
+            "",
+        ]
         if "dpot_pre" in sp["models"] and ("fno_eq" in sp["models"] or "fno" in sp["models"]):
             f = "fno_eq" if "fno_eq" in sp["models"] else "fno"
             d, q = np.array(sp["models"]["dpot_pre"]["first"]), np.array(sp["models"][f]["first"])
             kp = n // 4  # patch 4: the patch grid's frequency
             ratio = d / np.maximum(q, 1e-30)
-            peak = {c: np.array(m["first"])[kp] / np.mean(np.array(m["first"])[[kp - 1, kp + 1]])
-                    for c, m in sp["models"].items()}
-            L += [f"One-step error power of `dpot_pre` over `{f}` per |k|: "
-                  + ", ".join(f"{int(kk)}: {ratio[kk]:.1f}×" for kk in k if kk <= n // 2) + ". "
-                  f"The patch grid's frequency is |k| = N/4 = {kp}; the one-step error power there over the mean of "
-                  f"its two neighbours (a patch artefact shows as a peak > 1): "
-                  + ", ".join(f"`{c}` {v:.2f}" for c, v in peak.items()) + ".", ""]
+            peak = {
+                c: np.array(m["first"])[kp] / np.mean(np.array(m["first"])[[kp - 1, kp + 1]])
+                for c, m in sp["models"].items()
+            }
+            L += [
+                f"One-step error power of `dpot_pre` over `{f}` per |k|: "
+                + ", ".join(f"{int(kk)}: {ratio[kk]:.1f}×" for kk in k if kk <= n // 2)
+                + ". "
+                f"The patch grid's frequency is |k| = N/4 = {kp}; the one-step error power there over the mean of "
+                f"its two neighbours (a patch artefact shows as a peak > 1): "
+                + ", ".join(f"`{c}` {v:.2f}" for c, v in peak.items())
+                + ".",
+                "",
+            ]
         plots.spectrum(sp, n)
         L += ["![error spectrum](results/fno_gap_spectrum.png)", ""]
     return L
@@ -927,8 +1303,7 @@ def _part3(res: dict[str, Any], s: Scale, scale: str, plots: Plots) -> list[str]
         rows.append(row)
     if not any(data.values()):
         return L + [f"Not run yet: {_run_cmd(scale)} runs it (after parts 1–2).", ""]
-    L += ["Test rollout L2RE against the number of training trajectories:", "",
-          _table(["n"] + list(cont), rows), ""]
+    L += ["Test rollout L2RE against the number of training trajectories:", "", _table(["n"] + list(cont), rows), ""]
     pre, scr = data["dpot_pre"], data["dpot_scratch"]
     common = sorted(set(pre) & set(scr))
     if common:
@@ -937,9 +1312,13 @@ def _part3(res: dict[str, Any], s: Scale, scale: str, plots: Plots) -> list[str]
     if len(common) >= 2:
         lo, hi = common[0], common[-1]
         g_lo, g_hi = 1 - pre[lo] / scr[lo], 1 - pre[hi] / scr[hi]
-        L += [f"The gain of pre-training is {g_lo:+.0%} at n={lo} and {g_hi:+.0%} at n={hi}: the paper's "
-              "\"pre-training helps most with little data\" is "
-              + ("**reproduced**" if g_lo > g_hi + 0.02 else "**not reproduced** here") + ".", ""]
+        L += [
+            f"The gain of pre-training is {g_lo:+.0%} at n={lo} and {g_hi:+.0%} at n={hi}: the paper's "
+            '"pre-training helps most with little data" is '
+            + ("**reproduced**" if g_lo > g_hi + 0.02 else "**not reproduced** here")
+            + ".",
+            "",
+        ]
     for c in cont:
         if len(data[c]) >= 2:
             lo, hi = min(data[c]), max(data[c])
@@ -954,23 +1333,47 @@ def _part4(res: dict[str, Any], meta: dict[str, Any], s: Scale, scale: str) -> l
     rec = meta.get("recipe")
     if not rec:
         return L + ["Not chosen yet: it needs the finished ablation (part 2); " + _run_cmd(scale) + " runs it.", ""]
-    L += ["Chosen on the shallow-water **validation** split from the ablation (per group, the best row if it beats "
-          "the reference; architecture rows from scratch are excluded because the recipe keeps the pre-trained "
-          "network): " + ("; ".join(rec["why"]) or "no change beat the reference") + ". Overrides: `"
-          + " ".join(rec["overrides"]) + "`. Files: `studies/recipes/cpu-pretrain.yaml` (the study's pre-training) "
-          "and `studies/recipes/cpu-finetune.yaml` (fine-tuning with the overrides).", ""]
+    L += [
+        "Chosen on the shallow-water **validation** split from the ablation (per group, the best row if it beats "
+        "the reference; architecture rows from scratch are excluded because the recipe keeps the pre-trained "
+        "network): "
+        + ("; ".join(rec["why"]) or "no change beat the reference")
+        + ". Overrides: `"
+        + " ".join(rec["overrides"])
+        + "`. Files: `studies/recipes/cpu-pretrain.yaml` (the study's pre-training) "
+        "and `studies/recipes/cpu-finetune.yaml` (fine-tuning with the overrides).",
+        "",
+    ]
     rows, wins, done = _recipe_rows(res)
-    L += [f"n={s.n_curve} trajectories, test rollout L2RE. The recipe DPOT trains {s.curve_steps} steps; the "
-          f"equal-parameter FNO (width {FNO_EQ_WIDTH}) gets the recipe's data, optimiser and noise settings and as "
-          "many steps as fit in the same training CPU time (its own full schedule); the last column is the FNO "
-          "with the curves' settings, interpolated to the recipe's CPU time. On the steady `darcy_2d` both run "
-          "without `data.normalize=true`: `dpot finetune` stops on steady-state data with it (`error: fields`, "
-          "a library bug this study found).", "",
-          _table(["family", "CPU s", "recipe DPOT", "FNO steps", "FNO CPU s", "FNO, same recipe",
-                  "FNO, curves' setting", "DPOT beats both"], rows), ""]
+    L += [
+        f"n={s.n_curve} trajectories, test rollout L2RE. The recipe DPOT trains {s.curve_steps} steps; the "
+        f"equal-parameter FNO (width {FNO_EQ_WIDTH}) gets the recipe's data, optimiser and noise settings and as "
+        "many steps as fit in the same training CPU time (its own full schedule); the last column is the FNO "
+        "with the curves' settings, interpolated to the recipe's CPU time. On the steady `darcy_2d` both run "
+        "without `data.normalize=true`: `dpot finetune` stops on steady-state data with it (`error: fields`, "
+        "a library bug this study found).",
+        "",
+        _table(
+            [
+                "family",
+                "CPU s",
+                "recipe DPOT",
+                "FNO steps",
+                "FNO CPU s",
+                "FNO, same recipe",
+                "FNO, curves' setting",
+                "DPOT beats both",
+            ],
+            rows,
+        ),
+        "",
+    ]
     if done:
-        L += [f"The recipe beats the equal-parameter FNO at equal CPU time with ≤ 8 trajectories on {len(wins)} of "
-              f"{done} families run ({', '.join(wins) or 'none'}); the issue's bar is 2 of 3.", ""]
+        L += [
+            f"The recipe beats the equal-parameter FNO at equal CPU time with ≤ 8 trajectories on {len(wins)} of "
+            f"{done} families run ({', '.join(wins) or 'none'}); the issue's bar is 2 of 3.",
+            "",
+        ]
     return L
 
 
@@ -978,8 +1381,11 @@ def _recipe_rows(res: dict[str, Any]) -> tuple[list[list[str]], list[str], int]:
     """Part 4's table rows, the families where the recipe DPOT beats both FNOs, and how many families ran."""
     rows, wins, done = [], [], 0
     for fam in FAMILIES:
-        r, q, f = (res.get(f"curve_{fam}_recipe"), res.get(f"curve_{fam}_fno_eq_recipe"),
-                   res.get(f"curve_{fam}_fno_eq"))
+        r, q, f = (
+            res.get(f"curve_{fam}_recipe"),
+            res.get(f"curve_{fam}_fno_eq_recipe"),
+            res.get(f"curve_{fam}_fno_eq"),
+        )
         if not r or not q:
             rows.append([fam, "not run"] + [""] * 6)
             continue
@@ -990,8 +1396,18 @@ def _recipe_rows(res: dict[str, Any]) -> tuple[list[list[str]], list[str], int]:
         won = er < eq and (ef is None or er < ef)
         if won:
             wins.append(fam)
-        rows.append([fam, f"{t:.0f}", _f(er), f"{q['points'][-1]['steps']}", f"{tq:.0f}", _f(eq), _f(ef),
-                     "yes" if won else "no"])
+        rows.append(
+            [
+                fam,
+                f"{t:.0f}",
+                _f(er),
+                f"{q['points'][-1]['steps']}",
+                f"{tq:.0f}",
+                _f(eq),
+                _f(ef),
+                "yes" if won else "no",
+            ]
+        )
     return rows, wins, done
 
 
@@ -1007,16 +1423,27 @@ def _part5(res: dict[str, Any], scale: str) -> list[str]:
             rows.append([fam, "cannot run: " + m["error"], "", _f(p and p["rollout"]), _f(p and p["one_step"])])
         else:
             rows.append([fam, _f(m["rollout"]), _f(m["one_step"]), _f(p and p["rollout"]), _f(p and p["one_step"])])
-    L += ["The pre-trained `demo` DPOT (3 padded channels with the channel mask) rolled out on each held-out test "
-          "set without fine-tuning:", "",
-          _table(["family", "rollout", "1-step", "repeat last frame, rollout", "repeat last frame, 1-step"], rows),
-          ""]
-    worse = [f for f, d in z["families"].items() if "rollout" in d["model"] and d["repeat_last_frame"]
-             and d["model"]["rollout"] > d["repeat_last_frame"]["rollout"]]
+    L += [
+        "The pre-trained `demo` DPOT (3 padded channels with the channel mask) rolled out on each held-out test "
+        "set without fine-tuning:",
+        "",
+        _table(["family", "rollout", "1-step", "repeat last frame, rollout", "repeat last frame, 1-step"], rows),
+        "",
+    ]
+    worse = [
+        f
+        for f, d in z["families"].items()
+        if "rollout" in d["model"]
+        and d["repeat_last_frame"]
+        and d["model"]["rollout"] > d["repeat_last_frame"]["rollout"]
+    ]
     ran = [f for f, d in z["families"].items() if "rollout" in d["model"] and d["repeat_last_frame"]]
-    L += [f"Zero-shot, the pre-trained model is worse than repeating the last frame on {len(worse)} of {len(ran)} "
-          "time-dependent families it can run on. Channel/PDE-aware conditioning (pre-training without the channel "
-          "mask, or with a PDE tag) was not compared in this run.", ""]
+    L += [
+        f"Zero-shot, the pre-trained model is worse than repeating the last frame on {len(worse)} of {len(ran)} "
+        "time-dependent families it can run on. Channel/PDE-aware conditioning (pre-training without the channel "
+        "mask, or with a PDE tag) was not compared in this run.",
+        "",
+    ]
     return L
 
 
@@ -1032,27 +1459,39 @@ def _summary(res: dict[str, Any], meta: dict[str, Any], s: Scale) -> list[str]:
             fams.append(fam)
             if ef < ea:
                 fno_ahead.append(fam)
-            lines.append(f"`{fam}`: pre-trained DPOT {_f(ea)} vs equal-parameter FNO {_f(ef)} at "
-                         f"{a['points'][-1]['steps']} steps ({'DPOT' if ea < ef else 'FNO'} ahead, DPOT/FNO "
-                         f"{ea / ef:.2f}); at DPOT's {t:.0f} training CPU s the FNO is at {_f(et)}.")
+            lines.append(
+                f"`{fam}`: pre-trained DPOT {_f(ea)} vs equal-parameter FNO {_f(ef)} at "
+                f"{a['points'][-1]['steps']} steps ({'DPOT' if ea < ef else 'FNO'} ahead, DPOT/FNO "
+                f"{ea / ef:.2f}); at DPOT's {t:.0f} training CPU s the FNO is at {_f(et)}."
+            )
     L += ["- " + x for x in lines] if lines else ["Part 1 has not run yet."]
     if fams:
         verdict = "**disagrees**" if len(fno_ahead) > len(fams) / 2 else "**agrees**"
-        L += ["", f"The equal-parameter FNO is ahead of pre-trained DPOT at the full budget on {len(fno_ahead)} of "
-              f"{len(fams)} families ({', '.join(fno_ahead) or 'none'}). The paper reports pre-trained DPOT beating "
-              f"the FNO after fine-tuning (its Table 3); at this scale the study {verdict}. One seed, 32² grids and "
-              f"{s.curve_steps} fine-tuning steps: weak evidence either way."]
+        L += [
+            "",
+            f"The equal-parameter FNO is ahead of pre-trained DPOT at the full budget on {len(fno_ahead)} of "
+            f"{len(fams)} families ({', '.join(fno_ahead) or 'none'}). The paper reports pre-trained DPOT beating "
+            f"the FNO after fine-tuning (its Table 3); at this scale the study {verdict}. One seed, 32² grids and "
+            f"{s.curve_steps} fine-tuning steps: weak evidence either way.",
+        ]
     rows, wins, done = _recipe_rows(res)
     if done:
-        L += ["", f"With the recipe chosen on validation (part 4), pre-trained DPOT beats the equal-parameter FNO "
-              f"trained with the same settings for the same CPU time on {len(wins)} of {done} families "
-              f"({', '.join(wins) or 'none'}); the issue asks for 2 of 3, so "
-              + ("the recipe meets it." if len(wins) >= 2 else "no recipe found here meets it: the cause follows.")]
+        L += [
+            "",
+            f"With the recipe chosen on validation (part 4), pre-trained DPOT beats the equal-parameter FNO "
+            f"trained with the same settings for the same CPU time on {len(wins)} of {done} families "
+            f"({', '.join(wins) or 'none'}); the issue asks for 2 of 3, so "
+            + ("the recipe meets it." if len(wins) >= 2 else "no recipe found here meets it: the cause follows."),
+        ]
     L += [""] + _seed_check(res, s) + _cause(res, s)
     missing = [k for k in _all_keys(s) if k not in res]
     if missing:
-        L += ["**Not run in this call** (the same command continues them; finished runs are reused): "
-              + ", ".join(f"`{k}`" for k in missing) + ".", ""]
+        L += [
+            "**Not run in this call** (the same command continues them; finished runs are reused): "
+            + ", ".join(f"`{k}`" for k in missing)
+            + ".",
+            "",
+        ]
     L += ["Raw numbers: `docs/results/fno_gap.json`."]
     return L
 
@@ -1075,12 +1514,17 @@ def _seed_check(res: dict[str, Any], s: Scale) -> list[str]:
                     flips.append(f"{fam} dpot_pre vs {c}")
     if not pairs:
         return []
-    return ["### Seed check", "",
-            f"Test rollout L2RE at {s.curve_steps} steps, training seed 0 (the curves) / seed 1 (same data):", "",
-            _table(["family", *SEED_CHECK], rows), "",
-            f"Of {pairs} orderings of pre-trained DPOT against the two FNOs and DPOT from scratch, {len(flips)} "
-            "change with the seed"
-            + (f" ({', '.join(flips)})." if flips else "."), ""]
+    return [
+        "### Seed check",
+        "",
+        f"Test rollout L2RE at {s.curve_steps} steps, training seed 0 (the curves) / seed 1 (same data):",
+        "",
+        _table(["family", *SEED_CHECK], rows),
+        "",
+        f"Of {pairs} orderings of pre-trained DPOT against the two FNOs and DPOT from scratch, {len(flips)} "
+        "change with the seed" + (f" ({', '.join(flips)})." if flips else "."),
+        "",
+    ]
 
 
 def _cause(res: dict[str, Any], s: Scale) -> list[str]:
@@ -1092,38 +1536,55 @@ def _cause(res: dict[str, Any], s: Scale) -> list[str]:
     fa, ff = a["final"], f["final"]
     r1, rr = fa["one_step"] / ff["one_step"], fa["rollout"] / ff["rollout"]
     ga, gf = fa["rollout"] / fa["one_step"], ff["rollout"] / ff["one_step"]
-    L = ["### Where the gap comes from (shallow water)", "",
-         f"At {s.curve_steps} steps, pre-trained DPOT's one-step error is {r1:.2f}× the FNO's "
-         f"({_f(fa['one_step'])} vs {_f(ff['one_step'])}) and its rollout error {rr:.2f}× "
-         f"({_f(fa['rollout'])} vs {_f(ff['rollout'])}): the rollout multiplies the one-step error by {ga:.1f} for "
-         f"DPOT and {gf:.1f} for the FNO."]
+    L = [
+        "### Where the gap comes from (shallow water)",
+        "",
+        f"At {s.curve_steps} steps, pre-trained DPOT's one-step error is {r1:.2f}× the FNO's "
+        f"({_f(fa['one_step'])} vs {_f(ff['one_step'])}) and its rollout error {rr:.2f}× "
+        f"({_f(fa['rollout'])} vs {_f(ff['rollout'])}): the rollout multiplies the one-step error by {ga:.1f} for "
+        f"DPOT and {gf:.1f} for the FNO.",
+    ]
     if rr > 1 and r1 > 0:
         share = math.log(max(r1, 1e-9)) / math.log(rr)
-        L[-1] += (f" On a log scale {max(0.0, min(1.0, share)):.0%} of the rollout gap is already in the first "
-                  f"step and {1 - max(0.0, min(1.0, share)):.0%} comes from faster error growth over the rollout.")
+        L[-1] += (
+            f" On a log scale {max(0.0, min(1.0, share)):.0%} of the rollout gap is already in the first "
+            f"step and {1 - max(0.0, min(1.0, share)):.0%} comes from faster error growth over the rollout."
+        )
     sp = res.get("spectrum")
     if sp and "dpot_pre" in sp["models"]:
         k = np.array(sp["k"])
         hi = k > s.res // 4
         shares = {c: np.array(m["first"])[hi].sum() / np.array(m["first"]).sum() for c, m in sp["models"].items()}
-        L.append("Share of the one-step error power above |k| = N/4: "
-                 + ", ".join(f"`{c}` {v:.0%}" for c, v in shares.items()) + ".")
-    need = ["What a larger (GPU) scale would need to test: fine-tuning budgets of 10⁴–10⁵ steps with several "
-            "seeds"]
+        L.append(
+            "Share of the one-step error power above |k| = N/4: "
+            + ", ".join(f"`{c}` {v:.0%}" for c, v in shares.items())
+            + "."
+        )
+    need = ["What a larger (GPU) scale would need to test: fine-tuning budgets of 10⁴–10⁵ steps with several seeds"]
     if rr > 1 and r1 > 0 and math.log(max(r1, 1e-9)) / math.log(rr) < 0.5:
         pf, base = res.get("abl_pushforward"), res.get("abl_base")
-        tried = (f"; at {s.abl_steps} steps it moved the test rollout {_f(base['final']['rollout'])} → "
-                 f"{_f(pf['final']['rollout'])} (ablation)" if pf and base else "")
-        need.append("multi-step training against the rollout error growth (`train.t_ar` > 1 with "
-                    f"`train.pushforward=true`{tried})")
+        tried = (
+            f"; at {s.abl_steps} steps it moved the test rollout {_f(base['final']['rollout'])} → "
+            f"{_f(pf['final']['rollout'])} (ablation)"
+            if pf and base
+            else ""
+        )
+        need.append(
+            "multi-step training against the rollout error growth (`train.t_ar` > 1 with "
+            f"`train.pushforward=true`{tried})"
+        )
     p2, p4 = res.get("abl_scratch_p2"), res.get("abl_scratch_p4")
     if p2 and p4 and p2["final"]["one_step"] < p4["final"]["one_step"]:
-        need.append(f"pre-training with patch 2 (from scratch it lowered the one-step error "
-                    f"{_f(p4['final']['one_step'])} → {_f(p2['final']['one_step'])} at "
-                    f"{p2['cpu_per_step'] / p4['cpu_per_step']:.1f}× the CPU per step) or grids of 64²–128² so "
-                    "that patch 4 or 8 leaves a finer token grid than 8×8")
-    need.append("pre-training at the paper's size and length, since the pre-trained backbone's advantage over "
-                "scratch is what the comparison with the FNO rests on")
+        need.append(
+            f"pre-training with patch 2 (from scratch it lowered the one-step error "
+            f"{_f(p4['final']['one_step'])} → {_f(p2['final']['one_step'])} at "
+            f"{p2['cpu_per_step'] / p4['cpu_per_step']:.1f}× the CPU per step) or grids of 64²–128² so "
+            "that patch 4 or 8 leaves a finer token grid than 8×8"
+        )
+    need.append(
+        "pre-training at the paper's size and length, since the pre-trained backbone's advantage over "
+        "scratch is what the comparison with the FNO rests on"
+    )
     return L[:2] + [" ".join(L[2:]), "", "; ".join(need) + ".", ""]
 
 
@@ -1204,8 +1665,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jobs", type=int, default=2, help="training processes at a time (default 2)")
     ap.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
     ap.add_argument("--report-only", action="store_true", help="rebuild the page from docs/results/fno_gap.json")
-    ap.add_argument("--collect", action="store_true",
-                    help="rebuild the JSON and the page from the finished runs under --work (trains nothing)")
+    ap.add_argument(
+        "--collect",
+        action="store_true",
+        help="rebuild the JSON and the page from the finished runs under --work (trains nothing)",
+    )
     args = ap.parse_args(argv)
     if args.report_only:
         if not JSON_OUT.is_file():

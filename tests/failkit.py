@@ -11,16 +11,32 @@ import torch
 from dpot.data.format import DatasetMeta, write_split
 
 
-def dataset(root: Path, name: str = "waves", n: int = 3, frames: int = 6, res: int = 8, nan_at: int | None = None,
-            splits=("train", "test")) -> Path:
+def dataset(
+    root: Path,
+    name: str = "waves",
+    n: int = 3,
+    frames: int = 6,
+    res: int = 8,
+    nan_at: int | None = None,
+    splits=("train", "test"),
+) -> Path:
     """A 2D one-channel dataset `root/name`; `nan_at`: that trajectory of every split gets a NaN (written
     behind the writer's back, as a foreign tool would)."""
-    meta = DatasetMeta(name=name, pde="other", channels=["u"], space=["x", "y"], domain=[[0, 1], [0, 1]],
-                       boundary=["periodic", "periodic"], dt=0.1, source="tests")
+    meta = DatasetMeta(
+        name=name,
+        pde="other",
+        channels=["u"],
+        space=["x", "y"],
+        domain=[[0, 1], [0, 1]],
+        boundary=["periodic", "periodic"],
+        dt=0.1,
+        source="tests",
+    )
     rng = np.random.default_rng(0)
     for split in splits:
-        path = write_split(root / name / f"{split}.h5", meta,
-                           fields=rng.standard_normal((n, frames, res, res, 1)).astype(np.float32))
+        path = write_split(
+            root / name / f"{split}.h5", meta, fields=rng.standard_normal((n, frames, res, res, 1)).astype(np.float32)
+        )
         if nan_at is not None:
             with h5py.File(path, "r+") as f:
                 f["fields"][nan_at, frames - 1, 1, 1, 0] = np.nan
@@ -32,8 +48,20 @@ def checkpoint(path: Path, res: int = 8) -> Path:
     from dpot.models import DPOT, DPOTConfig
 
     torch.manual_seed(0)
-    model = DPOT(DPOTConfig(img_size=res, patch_size=4, in_channels=1, out_channels=1, in_timesteps=3,
-                            embed_dim=8, depth=1, n_blocks=2, out_layer_dim=4, n_cls=1))
+    model = DPOT(
+        DPOTConfig(
+            img_size=res,
+            patch_size=4,
+            in_channels=1,
+            out_channels=1,
+            in_timesteps=3,
+            embed_dim=8,
+            depth=1,
+            n_blocks=2,
+            out_layer_dim=4,
+            n_cls=1,
+        )
+    )
     model.save_pretrained(path)
     return path
 

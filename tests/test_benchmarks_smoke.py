@@ -37,8 +37,7 @@ MACHINE = {"cpu": "Test CPU", "cores": 2, "torch_threads": 1, "loadavg_1min_at_s
 def row(md: str, *first: str, cells: int | None = None) -> list[str]:
     """The cells of the markdown table row that starts with the cells `first` (and has `cells` cells, if given;
     exactly one such row)."""
-    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in md.splitlines()
-            if line.startswith("|")]
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in md.splitlines() if line.startswith("|")]
     (found,) = [r for r in rows if r[: len(first)] == list(first) and cells in (None, len(r))]
     return found
 
@@ -49,36 +48,85 @@ def num(cell: str) -> float:
 
 
 def _emulator_json() -> dict:
-    row = {"family": "ns2d_vorticity", "ndim": 2, "steady": False, "res": 64, "batch": 4, "solver_frames": 10,
-           "solver_s_per_frame": 0.2, "preset": "demo", "params_dpot": 150000, "dpot_s_per_frame": 0.05,
-           "solver_over_dpot": 4.0}
-    return {"benchmark": "emulator", "machine": MACHINE, "device": "cpu", "settings": {"threads": 1},
-            "results": [row]}
+    row = {
+        "family": "ns2d_vorticity",
+        "ndim": 2,
+        "steady": False,
+        "res": 64,
+        "batch": 4,
+        "solver_frames": 10,
+        "solver_s_per_frame": 0.2,
+        "preset": "demo",
+        "params_dpot": 150000,
+        "dpot_s_per_frame": 0.05,
+        "solver_over_dpot": 4.0,
+    }
+    return {"benchmark": "emulator", "machine": MACHINE, "device": "cpu", "settings": {"threads": 1}, "results": [row]}
 
 
 def _scaling_json() -> dict:
-    rows = [{"preset": "demo", "res": r, "batch": 1, "params": 10, "tokens": (r // 4) ** 2, "step_s_best": t,
-             "peak_step_mib": m} for r, t, m in ((64, 0.1, 10.0), (128, 0.3, 40.0))]
+    rows = [
+        {
+            "preset": "demo",
+            "res": r,
+            "batch": 1,
+            "params": 10,
+            "tokens": (r // 4) ** 2,
+            "step_s_best": t,
+            "peak_step_mib": m,
+        }
+        for r, t, m in ((64, 0.1, 10.0), (128, 0.3, 40.0))
+    ]
     rows.append({"preset": "S", "res": 256, "batch": 1, "error": "out of memory"})
-    return {"benchmark": "scaling", "machine": MACHINE, "device": "cpu", "settings": {"batch": 1},
-            "results": rows, "growth": scaling.growth(rows)}
+    return {
+        "benchmark": "scaling",
+        "machine": MACHINE,
+        "device": "cpu",
+        "settings": {"batch": 1},
+        "results": rows,
+        "growth": scaling.growth(rows),
+    }
 
 
 def _native_res_json() -> dict:
     names = ["ns_64", "dr_128x64"]
     run = {"l2re": {n: {"l2re_1step": 0.1, "l2re_10step": 0.3} for n in names}}
-    return {"benchmark": "native_res", "machine": MACHINE, "started": "2026-11-30 01:00 UTC", "device": "cpu",
-            "settings": {"preset": "demo", "batch": 8, "t_in": 10, "horizon": 10, "threads": 1, "steps": 50,
-                         "rounds": 3, "chunk": 8, "datasets": names},
-            "throughput": {"resample": {"steps": 24, "samples_per_s": 10.0, "samples_per_cpu_s": 20.0},
-                           "native": {"steps": 24, "samples_per_s": 18.0, "samples_per_cpu_s": 40.0}},
-            "results": {"resample": {"steps": 50, **run}, "native": {"steps": 50, **run},
-                        "native_wall": {"steps": 100, **run}},
-            "summary": {"speedup_samples_per_cpu_s": 2.0, "speedup_samples_per_s": 1.8, "target_met_speed": True,
-                        "datasets_worse_than_resample": {"native": {"l2re_1step": [], "l2re_10step": []},
-                                                         "native_wall": {"l2re_1step": ["dr_128x64"],
-                                                                         "l2re_10step": []}}},
-            "load_avg_1min_at_end": 5.0}
+    return {
+        "benchmark": "native_res",
+        "machine": MACHINE,
+        "started": "2026-11-30 01:00 UTC",
+        "device": "cpu",
+        "settings": {
+            "preset": "demo",
+            "batch": 8,
+            "t_in": 10,
+            "horizon": 10,
+            "threads": 1,
+            "steps": 50,
+            "rounds": 3,
+            "chunk": 8,
+            "datasets": names,
+        },
+        "throughput": {
+            "resample": {"steps": 24, "samples_per_s": 10.0, "samples_per_cpu_s": 20.0},
+            "native": {"steps": 24, "samples_per_s": 18.0, "samples_per_cpu_s": 40.0},
+        },
+        "results": {
+            "resample": {"steps": 50, **run},
+            "native": {"steps": 50, **run},
+            "native_wall": {"steps": 100, **run},
+        },
+        "summary": {
+            "speedup_samples_per_cpu_s": 2.0,
+            "speedup_samples_per_s": 1.8,
+            "target_met_speed": True,
+            "datasets_worse_than_resample": {
+                "native": {"l2re_1step": [], "l2re_10step": []},
+                "native_wall": {"l2re_1step": ["dr_128x64"], "l2re_10step": []},
+            },
+        },
+        "load_avg_1min_at_end": 5.0,
+    }
 
 
 def test_native_res_section(tmp_path):
@@ -143,19 +191,46 @@ def test_gpu_part_over_its_limit_is_killed_with_its_children(tmp_path):
 
 def test_compare_rows_and_like_for_like_ratios(tmp_path, one_thread):
     out = tmp_path / "compare.json"
-    assert compare.main(["--device", "cpu", "--presets", "demo", "--res", "16", "--batch", "1", "--iters", "1",
-                         "--no-compile", "--out", str(out)]) == 0
+    assert (
+        compare.main(
+            [
+                "--device",
+                "cpu",
+                "--presets",
+                "demo",
+                "--res",
+                "16",
+                "--batch",
+                "1",
+                "--iters",
+                "1",
+                "--no-compile",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     d = json.loads(out.read_text())
     assert d["tf32"]["cuda_matmul_allow_tf32"] is False
     assert [(r["model"], r["mode"]) for r in d["results"]] == [("ours", "fp32 eager"), ("ours", "bf16 eager")]
     assert all(r["train_ms"] > 0 for r in d["results"]) and d["results"][1]["rel_l2_vs_fp32"] < 0.02
-    rows = [{"preset": "Ti", "model": m, "mode": mode, "train_ms": t} for m, mode, t in (
-        ("ours", "fp32 eager", 10.0), ("reference", "fp32 eager", 15.0), ("ours", "bf16 eager", 5.0),
-        ("reference", "bf16 eager", 10.0), ("ours", "bf16 + compile", 3.0))]
+    rows = [
+        {"preset": "Ti", "model": m, "mode": mode, "train_ms": t}
+        for m, mode, t in (
+            ("ours", "fp32 eager", 10.0),
+            ("reference", "fp32 eager", 15.0),
+            ("ours", "bf16 eager", 5.0),
+            ("reference", "bf16 eager", 10.0),
+            ("ours", "bf16 + compile", 3.0),
+        )
+    ]
     rows.append({"preset": "Ti", "model": "reference", "mode": "bf16 + compile", "error": "does not compile"})
     assert {r["what"]: r["train_x"] for r in compare.ratios(rows)} == {
-        "like-for-like, fp32 eager": 1.5, "like-for-like, bf16 eager": 2.0,
-        "combined: ours bf16 + compile vs reference fp32 eager": 5.0}
+        "like-for-like, fp32 eager": 1.5,
+        "like-for-like, bf16 eager": 2.0,
+        "combined: ours bf16 + compile vs reference fp32 eager": 5.0,
+    }
 
 
 def test_emulator_row_tiny():
@@ -183,17 +258,37 @@ def _fake_results(s) -> dict:
         info = j.info
         base = {0.0: 0.30, 0.02: 0.20, 0.2: 0.22, 2.0: 0.60}[info["noise"]]
         base *= {"XS": 1.5, "demo": 1.0, "M": 0.8}[info["size"]]
-        ev = {d: {"rollout": base * (1.3 if (d == claims.SMALL_SET and not info["balanced"]) else 1.0) + 0.01 * j.seed,
-                  "one_step": base / 10, "last_step": base * 2, "steps": 3, "per_step": [base]} for d in
-              claims.pretrain_sets()}
-        out[j.key] = {"job": claims._job_dict(j), "steps": s.pretrain_steps, "final_loss": base, "params": 1000,
-                      "eval": ev, "cpu_seconds": 1.0, "train_seconds": 1.0}
+        ev = {
+            d: {
+                "rollout": base * (1.3 if (d == claims.SMALL_SET and not info["balanced"]) else 1.0) + 0.01 * j.seed,
+                "one_step": base / 10,
+                "last_step": base * 2,
+                "steps": 3,
+                "per_step": [base],
+            }
+            for d in claims.pretrain_sets()
+        }
+        out[j.key] = {
+            "job": claims._job_dict(j),
+            "steps": s.pretrain_steps,
+            "final_loss": base,
+            "params": 1000,
+            "eval": ev,
+            "cpu_seconds": 1.0,
+            "train_seconds": 1.0,
+        }
     for j in ft:
         v = {"pretrained": 0.1, "pretrained_reinit": 0.08, "scratch": 0.2, "fno": 0.3}[j.model] / j.shots
         v += 0.001 * j.seed
-        out[j.key] = {"job": claims._job_dict(j), "steps": s.finetune_steps, "final_loss": v, "params": 2000,
-                      "eval": {claims.HOLDOUT: {"rollout": v, "one_step": v / 5, "last_step": v, "steps": 3,
-                                                "per_step": [v]}}, "cpu_seconds": 1.0, "train_seconds": 1.0}
+        out[j.key] = {
+            "job": claims._job_dict(j),
+            "steps": s.finetune_steps,
+            "final_loss": v,
+            "params": 2000,
+            "eval": {claims.HOLDOUT: {"rollout": v, "one_step": v / 5, "last_step": v, "steps": 3, "per_step": [v]}},
+            "cpu_seconds": 1.0,
+            "train_seconds": 1.0,
+        }
     return out
 
 
@@ -207,15 +302,32 @@ def test_claims_report_from_synthetic_results(tmp_path):
     assert len({j.key for j in pre}) == len(pre)
     assert len(ft) == (len(claims.FT_MODELS) * len(s.shots) + 3) * s.shot_seeds  # + 3 longer runs per seed
     res = _fake_results(s)
-    c1, c2, c3, c4 = (claims.claim_denoising(s, res), claims.claim_pretraining(s, res),
-                      claims.claim_scaling(s, res), claims.claim_balanced(s, res))
+    c1, c2, c3, c4 = (
+        claims.claim_denoising(s, res),
+        claims.claim_pretraining(s, res),
+        claims.claim_scaling(s, res),
+        claims.claim_balanced(s, res),
+    )
     assert c1["agree"] and c2["agree"] and c3["agree"] and c4["agree"]
     assert [r["size"] for r in c3["rows"]] == ["XS", "demo", "M"]
-    meta = {"date": "today", "machine": "Test CPU", "jobs": 1, "wall_seconds": 60.0, "cpu_seconds": 60.0,
-            "load_start": 1.0, "load_end": 1.0, "cpu_per_pretrain_step": 0.03, "cpu_per_finetune_step": 0.04}
+    meta = {
+        "date": "today",
+        "machine": "Test CPU",
+        "jobs": 1,
+        "wall_seconds": 60.0,
+        "cpu_seconds": 60.0,
+        "load_start": 1.0,
+        "load_end": 1.0,
+        "cpu_per_pretrain_step": 0.03,
+        "cpu_per_finetune_step": 0.04,
+    }
     base = {d: {"rollout": 0.25, "one_step": 0.05} for d in [*claims.pretrain_sets(), claims.HOLDOUT]}
-    channels = {"pretrained": {"h": 0.5, "u": 0.2}, "pretrained_reinit": {"h": 0.05, "u": 0.3},
-                "scratch": {"h": 0.1, "u": 0.2}, "fno": {"h": 0.1, "u": 0.1}}
+    channels = {
+        "pretrained": {"h": 0.5, "u": 0.2},
+        "pretrained_reinit": {"h": 0.05, "u": 0.3},
+        "scratch": {"h": 0.1, "u": 0.2},
+        "fno": {"h": 0.1, "u": 0.1},
+    }
     md = claims.report("smoke", s, meta, c1, c2, c3, c4, ["a.png", "b.png", "c.png", "d.png"], base, channels)
     assert [num(c) for c in row(md, "DPOT fine-tuned, widen")[1:]] == [0.5, 0.2]
     # the channel with the largest error ratio to scratch, and the ratio: widen h 0.5/0.1, reinit u 0.3/0.2
@@ -239,12 +351,17 @@ def test_claims_report_rebuilds_from_the_committed_results(tmp_path):
     covers the branches the synthetic numbers do not (FNO ahead, flat data-efficiency curves, reinit only)."""
     root = Path(__file__).resolve().parents[1]
     old = json.loads((root / "docs" / "results" / "claims.json").read_text())
-    data, md = claims.analyse(old["scale"], old["meta"], old["runs"], old["repeat_last_frame"],
-                              old["holdout_per_channel"], tmp_path)
+    data, md = claims.analyse(
+        old["scale"], old["meta"], old["runs"], old["repeat_last_frame"], old["holdout_per_channel"], tmp_path
+    )
     assert json.loads(json.dumps(data)) == old  # the stored verdicts are the code's
     assert md == (root / "docs" / "results.md").read_text()
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [
-        "denoising.png", "pretraining.png", "sampling.png", "scaling.png"]
+        "denoising.png",
+        "pretraining.png",
+        "sampling.png",
+        "scaling.png",
+    ]
 
 
 def test_roofline_row_tiny(one_thread, monkeypatch):

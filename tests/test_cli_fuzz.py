@@ -48,14 +48,44 @@ def inputs(tmp_path_factory) -> dict[str, str]:
         raw = (waves / f"{split}.h5").read_bytes()
         (h5t / f"{split}.h5").write_bytes(raw[:2048])
     run = d / "run"
-    assert main(["pretrain", "--config", TINY, "--out", str(run), f"data.root={d / 'root'}", "train.max_steps=1",
-                 "train.batch_size=2", "train.eval_trajectories=1", "train.eval_steps=2"]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--config",
+                TINY,
+                "--out",
+                str(run),
+                f"data.root={d / 'root'}",
+                "train.max_steps=1",
+                "train.batch_size=2",
+                "train.eval_trajectories=1",
+                "train.eval_steps=2",
+            ]
+        )
+        == 0
+    )
     runt = Path(shutil.copytree(run, d / "runt"))
     (runt / "checkpoint" / "model.safetensors").write_bytes(blob[:100])
-    return {"D": str(waves), "ROOT": str(d / "root"), "N": str(nan), "NROOT": str(d / "nanroot"), "C": str(ckpt),
-            "CT": str(trunc), "CF": str(foreign), "CL": str(latin), "Y8": str(d / "latin.yaml"),
-            "TXT": str(d / "notes.txt"), "PTH": str(d / "model.pth"), "NPY": str(d / "flat.npy"),
-            "H5T": str(h5t), "RUN": str(run), "RUNT": str(runt), "MISSING": str(d / "missing"), "TINY": TINY}
+    return {
+        "D": str(waves),
+        "ROOT": str(d / "root"),
+        "N": str(nan),
+        "NROOT": str(d / "nanroot"),
+        "C": str(ckpt),
+        "CT": str(trunc),
+        "CF": str(foreign),
+        "CL": str(latin),
+        "Y8": str(d / "latin.yaml"),
+        "TXT": str(d / "notes.txt"),
+        "PTH": str(d / "model.pth"),
+        "NPY": str(d / "flat.npy"),
+        "H5T": str(h5t),
+        "RUN": str(run),
+        "RUNT": str(runt),
+        "MISSING": str(d / "missing"),
+        "TINY": TINY,
+    }
 
 
 # (argv, culprit in the error line); {out} is a fresh path in the output location, {FILE} an existing file
@@ -113,10 +143,26 @@ CASES = [
     (["rollout", "--checkpoint", "{C}", "--input", "{D}/test.h5", "--steps", "0", "--out", "{out}.h5"], "--steps"),
     (["rollout", "--checkpoint", "{C}", "--input", "{NPY}", "--steps", "2", "--out", "{out}.npy"], "{NPY}"),
     (["rollout", "--checkpoint", "{C}", "--input", "{TXT}", "--steps", "2", "--out", "{out}.h5"], "{TXT}"),
-    (["rollout", "--checkpoint", "{CT}", "--input", "{D}/test.h5", "--steps", "2", "--out", "{out}.h5"],
-     "model.safetensors"),
-    (["rollout", "--checkpoint", "{C}", "--input", "{D}/test.h5", "--steps", "2", "--out", "{out}.h5",
-      "--device", "cuda"], "cuda"),
+    (
+        ["rollout", "--checkpoint", "{CT}", "--input", "{D}/test.h5", "--steps", "2", "--out", "{out}.h5"],
+        "model.safetensors",
+    ),
+    (
+        [
+            "rollout",
+            "--checkpoint",
+            "{C}",
+            "--input",
+            "{D}/test.h5",
+            "--steps",
+            "2",
+            "--out",
+            "{out}.h5",
+            "--device",
+            "cuda",
+        ],
+        "cuda",
+    ),
     (["import-checkpoint", "{PTH}", "--out", "{out}"], "{PTH}"),
     (["import-checkpoint", "{TXT}", "--out", "{out}"], "{TXT}"),
     (["import-checkpoint", "{MISSING}", "--out", "{out}"], "{MISSING}"),
@@ -146,8 +192,12 @@ def test_bad_input_is_one_line_and_leaves_nothing(argv, culprit, inputs, tmp_pat
     outroot.mkdir()
     (outroot / "existing.txt").write_text("keep me\n")
     (outroot / "existing_dir").mkdir()
-    values = {**inputs, "out": str(outroot / "new"), "FILE": str(outroot / "existing.txt"),
-              "DIR": str(outroot / "existing_dir")}
+    values = {
+        **inputs,
+        "out": str(outroot / "new"),
+        "FILE": str(outroot / "existing.txt"),
+        "DIR": str(outroot / "existing_dir"),
+    }
     before = listing(outroot)
     code = main([_fill(a, values) for a in argv])
     _check(code, capsys.readouterr().err, argv[0], _fill(culprit, values), before, outroot)
@@ -161,6 +211,7 @@ def test_real_entry_point(index, inputs, tmp_path):
     outroot.mkdir()
     values = {**inputs, "out": str(outroot / "new"), "FILE": "", "DIR": ""}
     before = listing(outroot)
-    proc = subprocess.run([sys.executable, "-m", "dpot", *[_fill(a, values) for a in argv]], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dpot", *[_fill(a, values) for a in argv]], capture_output=True, text=True, timeout=120
+    )
     _check(proc.returncode, proc.stderr, argv[0], _fill(culprit, values), before, outroot)

@@ -27,9 +27,18 @@ def test_cavity_windows_and_case_splits(tmp_path):
     cases = {}
     for i, t in enumerate(lengths):
         sub = "bc" if i < 5 else "prop"
-        cases[i] = write_case(root / sub / f"case{i:04d}", t, {"vel_in": 1.0 + i, "density": 1000.0,
-                                                               "viscosity": 1e-3, "height": 1.0, "width": 2.0,
-                                                               "note": "text is not a parameter"})
+        cases[i] = write_case(
+            root / sub / f"case{i:04d}",
+            t,
+            {
+                "vel_in": 1.0 + i,
+                "density": 1000.0,
+                "viscosity": 1e-3,
+                "height": 1.0,
+                "width": 2.0,
+                "note": "text is not a parameter",
+            },
+        )
     assert run_convert("cfdbench", root, "--out", tmp_path / "out", "--frames", "3") == 0
     d = read_dataset(tmp_path / "out" / "cfdbench_cavity")
     m = d["meta"]
@@ -51,9 +60,22 @@ def test_cavity_windows_and_case_splits(tmp_path):
 def test_cylinder_mask(tmp_path):
     root = tmp_path / "cylinder" / "geo"
     for i in range(3):
-        write_case(root / f"case{i:04d}", 4, {"vel_in": 1.0, "density": 1.0, "viscosity": 1e-3, "radius": 0.3,
-                                              "x_min": -1.0, "x_max": 3.0, "y_min": -1.0, "y_max": 1.0},
-                   h=8, w=16)
+        write_case(
+            root / f"case{i:04d}",
+            4,
+            {
+                "vel_in": 1.0,
+                "density": 1.0,
+                "viscosity": 1e-3,
+                "radius": 0.3,
+                "x_min": -1.0,
+                "x_max": 3.0,
+                "y_min": -1.0,
+                "y_max": 1.0,
+            },
+            h=8,
+            w=16,
+        )
     assert run_convert("cfdbench", root, "--out", tmp_path / "out", "--frames", "4", "--split", "1,1,1") == 0
     d = read_dataset(tmp_path / "out" / "cfdbench_cylinder_geo")
     m = d["meta"]

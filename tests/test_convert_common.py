@@ -99,25 +99,31 @@ def test_existing_output_needs_overwrite(tmp_path, capsys):
     assert open_split(tmp_path / "out" / "1D_Burgers_Sols_Nu0.1", "val").meta.dt == 0.5
 
 
-@pytest.mark.parametrize("split, match", [
-    ("0.5,0.5", "bad --split"),
-    ("0.98,0.01,0.01", "empty"),
-    ("8,8,8", "asks for 24"),
-    ("0.7,0.2,x", "bad --split"),
-])
+@pytest.mark.parametrize(
+    "split, match",
+    [
+        ("0.5,0.5", "bad --split"),
+        ("0.98,0.01,0.01", "empty"),
+        ("8,8,8", "asks for 24"),
+        ("0.7,0.2,x", "bad --split"),
+    ],
+)
 def test_bad_split(tmp_path, capsys, split, match):
     src = _pdebench_file(tmp_path / "1D_Burgers_Sols_Nu0.1.hdf5", np.ones((10, 4, 8), np.float32))
     assert_fails(capsys, "pdebench", src, "--out", tmp_path / "out", "--split", split, match=match)
 
 
-@pytest.mark.parametrize("args, match", [
-    (["--pde", "plasma"], "unknown pde 'plasma'"),
-    (["--boundary", "sticky"], "unknown boundary"),
-    (["--domain", "0:1,0:1"], "has 2 axes"),
-    (["--domain", "1:0"], "bad --domain"),
-    (["--channels", "a,b"], "names 2 channels"),
-    (["--name", "../x"], "not a plain folder name"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--pde", "plasma"], "unknown pde 'plasma'"),
+        (["--boundary", "sticky"], "unknown boundary"),
+        (["--domain", "0:1,0:1"], "has 2 axes"),
+        (["--domain", "1:0"], "bad --domain"),
+        (["--channels", "a,b"], "names 2 channels"),
+        (["--name", "../x"], "not a plain folder name"),
+    ],
+)
 def test_bad_overrides(tmp_path, capsys, args, match):
     src = _pdebench_file(tmp_path / "1D_Burgers_Sols_Nu0.1.hdf5", np.ones((10, 4, 8), np.float32))
     assert_fails(capsys, "pdebench", src, "--out", tmp_path / "out", *args, match=match)
@@ -126,8 +132,25 @@ def test_bad_overrides(tmp_path, capsys, args, match):
 def test_split_counts_and_overrides(tmp_path):
     values = np.arange(10 * 4 * 8, dtype=np.float32).reshape(10, 4, 8)
     src = _pdebench_file(tmp_path / "1D_Burgers_Sols_Nu0.1.hdf5", values)
-    assert run_convert("pdebench", src, "--out", tmp_path, "--split", "6,2,1", "--name", "burgers",
-                       "--domain", "0:2", "--boundary", "neumann", "--channels", "velocity") == 0
+    assert (
+        run_convert(
+            "pdebench",
+            src,
+            "--out",
+            tmp_path,
+            "--split",
+            "6,2,1",
+            "--name",
+            "burgers",
+            "--domain",
+            "0:2",
+            "--boundary",
+            "neumann",
+            "--channels",
+            "velocity",
+        )
+        == 0
+    )
     d = read_dataset(tmp_path / "burgers")
     assert [len(d[s]["fields"]) for s in SPLITS] == [6, 2, 1]  # trajectory 9 is left out
     np.testing.assert_array_equal(d["test"]["fields"][0, ..., 0], values[8])

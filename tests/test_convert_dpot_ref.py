@@ -21,8 +21,16 @@ def test_single_files_per_split_without_channel_axis(tmp_path, capsys):
     # DPOT's FNO Navier-Stokes files: (N, X, Y, T), no channel axis; x and y sizes differ to catch swaps
     train = write(tmp_path / "large" / "ns2d_1e-5_train.hdf5", RNG.standard_normal((10, 8, 7, 6)).astype(np.float32))
     test = write(tmp_path / "large" / "ns2d_1e-5_test.hdf5", RNG.standard_normal((2, 8, 7, 6)).astype(np.float32))
-    assert run_convert("dpot-ref", f"train={tmp_path / 'large' / 'ns2d_1e-5_train.hdf5'}",
-                       f"test={tmp_path / 'large' / 'ns2d_1e-5_test.hdf5'}", "--out", tmp_path / "out") == 0
+    assert (
+        run_convert(
+            "dpot-ref",
+            f"train={tmp_path / 'large' / 'ns2d_1e-5_train.hdf5'}",
+            f"test={tmp_path / 'large' / 'ns2d_1e-5_test.hdf5'}",
+            "--out",
+            tmp_path / "out",
+        )
+        == 0
+    )
     assert "dt = 1.0" in capsys.readouterr().err
     d = read_dataset(tmp_path / "out" / "ns2d_1e-5")  # the split word is dropped from the name
     m = d["meta"]
@@ -36,10 +44,13 @@ def test_single_files_per_split_without_channel_axis(tmp_path, capsys):
 def test_scatter_storage_dataset_folder(tmp_path):
     # DPOT's PDEBench CFD folders: train/ and test/ of data_{i}.hdf5, each (X, Y, T, C) with (Vx, Vy, rho, p)
     root = tmp_path / "pdebench" / "ns2d_pdb_M1_eta1e-1_zeta1e-1"
-    train = [write(root / "train" / f"data_{i}.hdf5", RNG.standard_normal((6, 5, 4, 4)).astype(np.float32))
-             for i in range(12)]  # data_10 and data_11 sort after data_9
-    test = [write(root / "test" / f"data_{i}.hdf5", RNG.standard_normal((6, 5, 4, 4)).astype(np.float32))
-            for i in range(2)]
+    train = [
+        write(root / "train" / f"data_{i}.hdf5", RNG.standard_normal((6, 5, 4, 4)).astype(np.float32))
+        for i in range(12)
+    ]  # data_10 and data_11 sort after data_9
+    test = [
+        write(root / "test" / f"data_{i}.hdf5", RNG.standard_normal((6, 5, 4, 4)).astype(np.float32)) for i in range(2)
+    ]
     assert run_convert("dpot-ref", root, "--out", tmp_path / "out", "--dt", "0.05") == 0
     d = read_dataset(tmp_path / "out" / root.name)
     m = d["meta"]
@@ -52,8 +63,9 @@ def test_scatter_storage_dataset_folder(tmp_path):
 
 def test_3d_scatter_folder_carved(tmp_path):
     folder = tmp_path / "ns3d_pdb_M1_rand" / "train"
-    samples = [write(folder / f"data_{i}.hdf5", RNG.standard_normal((4, 4, 3, 5, 5)).astype(np.float32))
-               for i in range(10)]
+    samples = [
+        write(folder / f"data_{i}.hdf5", RNG.standard_normal((4, 4, 3, 5, 5)).astype(np.float32)) for i in range(10)
+    ]
     assert run_convert("dpot-ref", folder, "--out", tmp_path / "out") == 0
     d = read_dataset(tmp_path / "out" / "ns3d_pdb_M1_rand")
     m = d["meta"]
@@ -72,6 +84,16 @@ def test_bad_sources(tmp_path, capsys):
     write(folder / "data_0.hdf5", np.ones((4, 4, 5, 1), np.float32))
     write(folder / "data_1.hdf5", np.ones((4, 4, 6, 1), np.float32))
     write(folder / "data_2.hdf5", np.ones((4, 4, 5, 1), np.float32))
-    assert_fails(capsys, "dpot-ref", folder, "--out", tmp_path / "o", "--split", "1,1,1", "--dt", "0.01",
-                 match="data_1.hdf5: data has shape (4, 4, 6, 1), expected (4, 4, 5, 1)")
+    assert_fails(
+        capsys,
+        "dpot-ref",
+        folder,
+        "--out",
+        tmp_path / "o",
+        "--split",
+        "1,1,1",
+        "--dt",
+        "0.01",
+        match="data_1.hdf5: data has shape (4, 4, 6, 1), expected (4, 4, 5, 1)",
+    )
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

@@ -35,8 +35,10 @@ def test_darcy_folder_train_and_test_files(tmp_path):
     np.testing.assert_array_equal(d["test"]["targets"][..., 0], yt)
     np.testing.assert_array_equal(d["test"]["inputs"][..., 0], xt)
     # the 32x32 test file: its own evaluation-only dataset
-    assert run_convert("neuralop", f"test={src / 'darcy_test_32.pt'}", "--out", tmp_path / "out",
-                       "--name", "darcy_32") == 0
+    assert (
+        run_convert("neuralop", f"test={src / 'darcy_test_32.pt'}", "--out", tmp_path / "out", "--name", "darcy_32")
+        == 0
+    )
     assert open_split(tmp_path / "out" / "darcy_32", "test").space_shape == (32, 32)
 
 

@@ -28,8 +28,10 @@ def write_shard(path, split, n, t=5, res=8, buo=None):
 def test_source_splits(tmp_path):
     src = tmp_path / "NavierStokes-2D-conditoned"
     src.mkdir()
-    train = [write_shard(src / f"NavierStokes2D_train_{k}_0.50000_4.h5", "train", 4,
-                         buo=np.array([0.2, 0.3, 0.4, 0.5]) + k) for k in range(2)]
+    train = [
+        write_shard(src / f"NavierStokes2D_train_{k}_0.50000_4.h5", "train", 4, buo=np.array([0.2, 0.3, 0.4, 0.5]) + k)
+        for k in range(2)
+    ]
     valid = write_shard(src / "NavierStokes2D_valid_7_0.50000_2.h5", "valid", 2)
     test = write_shard(src / "NavierStokes2D_test_9_0.50000_3.h5", "test", 3)
     assert run_convert("pdearena", src, "--out", tmp_path / "out", "--name", "ns_smoke") == 0

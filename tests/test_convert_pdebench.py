@@ -60,8 +60,12 @@ def test_3d_cfd_channel_order(tmp_path):
     data = _cfd(src, 3)
     # default: velocity, density, pressure (same rule as 2D); DPOT's 3D order is selectable with --channels
     assert run_convert("pdebench", src, "--out", tmp_path / "a", "--name", "cfd3d") == 0
-    assert run_convert("pdebench", src, "--out", tmp_path / "b", "--name", "cfd3d",
-                       "--channels", "Vx,Vy,Vz,pressure,density") == 0
+    assert (
+        run_convert(
+            "pdebench", src, "--out", tmp_path / "b", "--name", "cfd3d", "--channels", "Vx,Vy,Vz,pressure,density"
+        )
+        == 0
+    )
     da, db = read_dataset(tmp_path / "a" / "cfd3d"), read_dataset(tmp_path / "b" / "cfd3d")
     assert da["meta"].channels == ["Vx", "Vy", "Vz", "density", "pressure"]
     assert db["meta"].channels == ["Vx", "Vy", "Vz", "pressure", "density"]
@@ -74,8 +78,7 @@ def test_3d_cfd_channel_order(tmp_path):
 def test_3d_unknown_channel(tmp_path, capsys):
     src = tmp_path / "3D_CFD_Turb_M1.0_Eta1e-08_Zeta1e-08_periodic_Train.hdf5"
     _cfd(src, 3)
-    assert_fails(capsys, "pdebench", src, "--out", tmp_path / "o", "--channels", "Vx,temperature",
-                 match="temperature")
+    assert_fails(capsys, "pdebench", src, "--out", tmp_path / "o", "--channels", "Vx,temperature", match="temperature")
 
 
 def test_mismatched_variable_shapes(tmp_path, capsys):
@@ -84,8 +87,9 @@ def test_mismatched_variable_shapes(tmp_path, capsys):
         f["density"] = np.ones((10, 3, 8), np.float32)
         f["pressure"] = np.ones((10, 3, 8), np.float32)
         f["Vx"] = np.ones((10, 3, 9), np.float32)
-    assert_fails(capsys, "pdebench", src, "--out", tmp_path / "o", match="density has shape (10, 3, 8), "
-                                                                         "expected (10, 3, 9)")
+    assert_fails(
+        capsys, "pdebench", src, "--out", tmp_path / "o", match="density has shape (10, 3, 8), expected (10, 3, 9)"
+    )
 
 
 def test_darcy(tmp_path):
@@ -208,15 +212,31 @@ def test_seed_group_without_data_is_an_error(tmp_path, capsys):
     _seed_file(src, 4, (3, 6, 6, 2), 1.0, -1.0, 1.0)
     with h5py.File(src, "a") as f:
         del f["0002/data"]  # an interrupted download: the group is there, its data is not
-    assert_fails(capsys, "pdebench", src, "--out", tmp_path / "out", "--split", "2,1,1",
-                 match="seed group 0002 has no `data` array")
+    assert_fails(
+        capsys,
+        "pdebench",
+        src,
+        "--out",
+        tmp_path / "out",
+        "--split",
+        "2,1,1",
+        match="seed group 0002 has no `data` array",
+    )
     first = tmp_path / "sub" / "2D_diff-react_NA_NA.h5"
     first.parent.mkdir()
     _seed_file(first, 4, (3, 6, 6, 2), 1.0, -1.0, 1.0)
     with h5py.File(first, "a") as f:
         del f["0000/data"], f["0003/data"]
-    assert_fails(capsys, "pdebench", first, "--out", tmp_path / "out", "--split", "2,1,1",
-                 match="seed group 0000 has no `data` array (2 groups lack it)")
+    assert_fails(
+        capsys,
+        "pdebench",
+        first,
+        "--out",
+        tmp_path / "out",
+        "--split",
+        "2,1,1",
+        match="seed group 0000 has no `data` array (2 groups lack it)",
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -236,15 +256,29 @@ def test_coordinates_must_match_the_data_axes(tmp_path, capsys):
         f["tensor"] = np.ones((10, 4, 16), np.float32)
         f["x-coordinate"] = np.linspace(0, 1, 15)
         f["t-coordinate"] = np.linspace(0, 1, 5)
-    assert_fails(capsys, "pdebench", src, "--out", tmp_path / "o", match="x-coordinate has 15 points but the data "
-                 "axis it labels has 16")
+    assert_fails(
+        capsys,
+        "pdebench",
+        src,
+        "--out",
+        tmp_path / "o",
+        match="x-coordinate has 15 points but the data axis it labels has 16",
+    )
     seeds = tmp_path / "2D_rdb_NA_NA.h5"
     _seed_file(seeds, 4, (5, 8, 8, 1), 1.0, -2.5, 2.5)
     with h5py.File(seeds, "a") as f:
         del f["0000/grid/t"]
         f["0000/grid/t"] = np.linspace(0, 1, 9)
-    assert_fails(capsys, "pdebench", seeds, "--out", tmp_path / "o", "--split", "2,1,1",
-                 match="0000/grid/t has 9 entries but the data has 5 frames")
+    assert_fails(
+        capsys,
+        "pdebench",
+        seeds,
+        "--out",
+        tmp_path / "o",
+        "--split",
+        "2,1,1",
+        match="0000/grid/t has 9 entries but the data has 5 frames",
+    )
 
 
 def test_missing_time_coordinate_warns_dt_one(tmp_path, capsys):

@@ -30,8 +30,9 @@ def make_source(kind: str, folder: Path, split: str, n: int) -> tuple[Path, list
         scipy.io.savemat(path, ns_arrays(n=n))
         return path, []
     if kind == "pdebench":
-        return _pdebench_file(folder / f"1D_Burgers_Sols_Nu0.1_{split}.hdf5",
-                              rng.standard_normal((n, 4, 8)).astype(np.float32)), []
+        return _pdebench_file(
+            folder / f"1D_Burgers_Sols_Nu0.1_{split}.hdf5", rng.standard_normal((n, 4, 8)).astype(np.float32)
+        ), []
     if kind == "pdearena":
         path = folder / f"NavierStokes2D_{split}_0.h5"
         write_shard(path, "valid" if split == "val" else split, n)
@@ -98,11 +99,14 @@ def test_three_files_and_split_shares(tmp_path):
     assert run_convert("pdebench", f"train={train}", "--out", out, "--name", "b", "--split", "0.6,0.2,0.2") == 0
     assert [len(open_split(out / "b", s)) for s in SPLITS] == [6, 2, 2]
     # train and test given: val takes its --split share of the train file (fraction or count)
-    assert run_convert("pdebench", f"train={train}", f"test={test}", "--out", out, "--name", "c",
-                       "--split", "0.7,0.3,0") == 0
+    assert (
+        run_convert("pdebench", f"train={train}", f"test={test}", "--out", out, "--name", "c", "--split", "0.7,0.3,0")
+        == 0
+    )
     assert [len(open_split(out / "c", s)) for s in SPLITS] == [7, 3, 4]
-    assert run_convert("pdebench", f"train={train}", f"test={test}", "--out", out, "--name", "d",
-                       "--split", "0,4,0") == 0
+    assert (
+        run_convert("pdebench", f"train={train}", f"test={test}", "--out", out, "--name", "d", "--split", "0,4,0") == 0
+    )
     assert [len(open_split(out / "d", s)) for s in SPLITS] == [6, 4, 4]
 
 
@@ -111,11 +115,21 @@ def test_split_file_errors(tmp_path, capsys):
     train, _ = make_source("pdebench", src, "train", 10)
     other = _pdebench_file(src / "1D_Burgers_Sols_Nu0.1_test16.hdf5", np.ones((3, 4, 16), np.float32))
     out = tmp_path / "out"
-    assert_fails(capsys, "pdebench", f"train={train}", f"test={other}", "--out", out,
-                 match="as its own evaluation-only dataset")
+    assert_fails(
+        capsys, "pdebench", f"train={train}", f"test={other}", "--out", out, match="as its own evaluation-only dataset"
+    )
     assert_fails(capsys, "pdebench", f"train={train}", "extra.h5", "--out", out, match="one file per split")
     assert_fails(capsys, "pdebench", f"train={train}", f"train={train}", "--out", out, match="train= given twice")
     test, _ = make_source("pdebench", src, "test", 3)
-    assert_fails(capsys, "pdebench", f"train={train}", f"test={test}", "--split", "0.96,0.04,0", "--out", out,
-                 match="carves no 'val' trajectories")
+    assert_fails(
+        capsys,
+        "pdebench",
+        f"train={train}",
+        f"test={test}",
+        "--split",
+        "0.96,0.04,0",
+        "--out",
+        out,
+        match="carves no 'val' trajectories",
+    )
     assert not out.exists()

@@ -10,8 +10,7 @@ from test_convert_common import assert_fails, read_dataset, run_convert
 RNG = np.random.default_rng(0)
 
 
-def write_well(path, n, t=4, res=(6, 5), params=None, bcs=(("x", "PERIODIC"), ("y", "WALL")),
-               name="shear_flow"):
+def write_well(path, n, t=4, res=(6, 5), params=None, bcs=(("x", "PERIODIC"), ("y", "WALL")), name="shear_flow"):
     """One Well file (the_well docs/data_format.md schema); returns the arrays written."""
     dims = ["x", "y", "z"][: len(res)]
     nd = len(res)
@@ -75,8 +74,16 @@ def test_split_folders_2d(tmp_path):
     assert run_convert("the-well", root, "--out", tmp_path / "out") == 0
     d = read_dataset(tmp_path / "out" / "shear_flow")
     m = d["meta"]
-    assert m.channels == ["tracer", "obstacle", "velocity_x", "velocity_y", "stress_xx", "stress_xy",
-                          "stress_yx", "stress_yy"]
+    assert m.channels == [
+        "tracer",
+        "obstacle",
+        "velocity_x",
+        "velocity_y",
+        "stress_xx",
+        "stress_xy",
+        "stress_yx",
+        "stress_yy",
+    ]
     assert m.space == ["x", "y"] and m.boundary == ["periodic", "wall"] and m.pde == "ns2d_incompressible"
     assert m.dt == 0.25 and m.param_names == ["Reynolds", "Schmidt"]
     np.testing.assert_allclose(m.domain, [[0, 2], [0, 2]], atol=1e-6)
@@ -94,8 +101,9 @@ def test_split_folders_2d(tmp_path):
 
 def test_single_file_3d_carved(tmp_path):
     src = tmp_path / "supernova_3d.hdf5"
-    arrs = write_well(src, 10, t=3, res=(4, 3, 2), name="supernova_explosion_64",
-                      bcs=(("x", "OPEN"), ("y", "OPEN"), ("z", "open")))
+    arrs = write_well(
+        src, 10, t=3, res=(4, 3, 2), name="supernova_explosion_64", bcs=(("x", "OPEN"), ("y", "OPEN"), ("z", "open"))
+    )
     assert run_convert("the-well", src, "--out", tmp_path / "out") == 0
     d = read_dataset(tmp_path / "out" / "supernova_explosion_64")
     m = d["meta"]
@@ -137,8 +145,14 @@ def test_field_shape_disagrees_with_flags(tmp_path, capsys):
         ds = f.create_dataset("t0_fields/tracer", data=np.zeros((10, 4, 6), np.float32))  # y axis missing
         ds.attrs["sample_varying"] = ds.attrs["time_varying"] = True
         ds.attrs["dim_varying"] = [True, True]
-    assert_fails(capsys, "the-well", src, "--out", tmp_path / "o",
-                 match="field tracer has shape (8, 4, 6), expected (8, 4, 6, 5)")
+    assert_fails(
+        capsys,
+        "the-well",
+        src,
+        "--out",
+        tmp_path / "o",
+        match="field tracer has shape (8, 4, 6), expected (8, 4, 6, 5)",
+    )
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 

@@ -19,25 +19,53 @@ def _run(*argv):
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("info")
-    meta = DatasetMeta(name="swe", pde="shallow_water", channels=["h"], space=["x", "y"],
-                       domain=[[-2.5, 2.5], [-2.5, 2.5]], boundary=["neumann", "neumann"], dt=0.01,
-                       params={"g": 1.0}, source="test")
+    meta = DatasetMeta(
+        name="swe",
+        pde="shallow_water",
+        channels=["h"],
+        space=["x", "y"],
+        domain=[[-2.5, 2.5], [-2.5, 2.5]],
+        boundary=["neumann", "neumann"],
+        dt=0.01,
+        params={"g": 1.0},
+        source="test",
+    )
     fields = np.linspace(-3, 7, 2 * 5 * 4 * 4, dtype=np.float32).reshape(2, 5, 4, 4, 1)
     write_split(root / "swe" / "train.h5", meta, fields=fields)
     write_split(root / "swe" / "test.h5", meta, fields=fields[:1])
-    steady = DatasetMeta(name="darcy", pde="darcy", channels=["u"], space=["x", "y"], domain=[[0, 1], [0, 1]],
-                         boundary=["dirichlet", "dirichlet"], steady=True, input_channels=["a"])
-    write_split(root / "darcy" / "train.h5", steady, inputs=np.full((3, 4, 4, 1), 2.0, np.float32),
-                targets=np.zeros((3, 4, 4, 1), np.float32))
+    steady = DatasetMeta(
+        name="darcy",
+        pde="darcy",
+        channels=["u"],
+        space=["x", "y"],
+        domain=[[0, 1], [0, 1]],
+        boundary=["dirichlet", "dirichlet"],
+        steady=True,
+        input_channels=["a"],
+    )
+    write_split(
+        root / "darcy" / "train.h5",
+        steady,
+        inputs=np.full((3, 4, 4, 1), 2.0, np.float32),
+        targets=np.zeros((3, 4, 4, 1), np.float32),
+    )
     return root
 
 
 def test_dataset_folder(root, capsys):
     assert _run(root / "swe") == 0
     out = capsys.readouterr().out
-    for text in ("swe", "shallow_water", "x neumann, y neumann", "channels:  h", "dt:        0.01",
-                 "[-2.5, 2.5] x [-2.5, 2.5]", "train  2 trajectories x 5 frames, fields (2, 5, 4, 4, 1)",
-                 "test   1 trajectories", '"g": 1.0'):
+    for text in (
+        "swe",
+        "shallow_water",
+        "x neumann, y neumann",
+        "channels:  h",
+        "dt:        0.01",
+        "[-2.5, 2.5] x [-2.5, 2.5]",
+        "train  2 trajectories x 5 frames, fields (2, 5, 4, 4, 1)",
+        "test   1 trajectories",
+        '"g": 1.0',
+    ):
         assert text in out, text
     train = next(line for line in out.splitlines() if line.strip().startswith("train") and "mean" in line)
     assert "-3 / 7" in train and "mean 2 " in train

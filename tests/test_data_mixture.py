@@ -12,9 +12,14 @@ from dpot.errors import DpotError
 
 
 def _write(path, name, n, t, space, c, seed):
-    meta = DatasetMeta(name=name, pde="other", channels=[f"c{i}" for i in range(c)],
-                       space=["x", "y", "z"][:len(space)], domain=[[0.0, 1.0]] * len(space),
-                       boundary=["periodic"] * len(space))
+    meta = DatasetMeta(
+        name=name,
+        pde="other",
+        channels=[f"c{i}" for i in range(c)],
+        space=["x", "y", "z"][: len(space)],
+        domain=[[0.0, 1.0]] * len(space),
+        boundary=["periodic"] * len(space),
+    )
     fields = np.random.default_rng(seed).standard_normal((n, t, *space, c)).astype(np.float32)
     write_split(path / name / "train.h5", meta, fields=fields)
     return path / name
@@ -23,8 +28,11 @@ def _write(path, name, n, t, space, c, seed):
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("mix")
-    return [_write(root, "a", 4, 8, (8, 8), 1, 0), _write(root, "b", 6, 6, (16, 16), 3, 1),
-            _write(root, "c", 2, 12, (8, 8), 2, 2)]
+    return [
+        _write(root, "a", 4, 8, (8, 8), 1, 0),
+        _write(root, "b", 6, 6, (16, 16), 3, 1),
+        _write(root, "c", 2, 12, (8, 8), 2, 2),
+    ]
 
 
 def _draw(sampler, n):
@@ -59,7 +67,7 @@ def test_balanced_and_uniform_proportions(dirs):
     np.testing.assert_allclose(np.bincount(ks, minlength=3) / len(idx), [0.25, 0.5, 0.25], atol=0.015)
     counts = np.bincount(idx, minlength=len(m))  # within a dataset every sample is equally likely
     for k in range(3):
-        c = counts[m.offsets[k]:m.offsets[k + 1]]
+        c = counts[m.offsets[k] : m.offsets[k + 1]]
         expect = len(idx) * m.weights[k] / m.weights.sum() / m.sizes[k]
         assert np.all(np.abs(c - expect) < 0.2 * expect)
     uni = _draw(BalancedSampler(m, seed=3, balanced=False), 40000)  # uniform over the 12 trajectories
@@ -102,8 +110,13 @@ def test_dataloader_workers_match_single_process(dirs, context, workers):
     m = Mixture.from_dirs(dirs, t_in=4, resolution=8)
 
     def batches(workers):
-        loader = DataLoader(m, batch_size=4, sampler=BalancedSampler(m, seed=2), num_workers=workers,
-                            multiprocessing_context=context if workers else None)
+        loader = DataLoader(
+            m,
+            batch_size=4,
+            sampler=BalancedSampler(m, seed=2),
+            num_workers=workers,
+            multiprocessing_context=context if workers else None,
+        )
         return list(itertools.islice(iter(loader), 6))
 
     ref = batches(0)  # the parent now holds open HDF5 handles when the workers start

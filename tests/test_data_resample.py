@@ -19,8 +19,9 @@ def _periodic(shape, modes=2):
     return torch.tensor(np.stack([u, v], -1)[None], dtype=torch.float64)
 
 
-@pytest.mark.parametrize("src,dst", [((16,), (24,)), ((24,), (10,)), ((12, 10), (20, 16)),
-                                     ((20, 16), (8, 12)), ((8, 10, 6), (12, 8, 10))])
+@pytest.mark.parametrize(
+    "src,dst", [((16,), (24,)), ((24,), (10,)), ((12, 10), (20, 16)), ((20, 16), (8, 12)), ((8, 10, 6), (12, 8, 10))]
+)
 def test_fft_exact_for_band_limited(src, dst):
     out = resample(_periodic(src), dst, "fft")
     torch.testing.assert_close(out, _periodic(dst), atol=1e-5, rtol=0)

@@ -10,9 +10,17 @@ from dpot.errors import DpotError
 
 def _meta(name, channels, space=("x", "y"), steady=False, input_channels=()):
     n = len(space)
-    return DatasetMeta(name=name, pde="other", channels=list(channels), space=list(space),
-                       domain=[[0.0, 1.0]] * n, boundary=["periodic"] * n, dt=0.1, steady=steady,
-                       input_channels=list(input_channels))
+    return DatasetMeta(
+        name=name,
+        pde="other",
+        channels=list(channels),
+        space=list(space),
+        domain=[[0.0, 1.0]] * n,
+        boundary=["periodic"] * n,
+        dt=0.1,
+        steady=steady,
+        input_channels=list(input_channels),
+    )
 
 
 @pytest.fixture(scope="module")

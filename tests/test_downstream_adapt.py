@@ -16,8 +16,19 @@ from dpot.training.config import AdaptConfig, FinetuneConfig
 from dpot.training.finetune import TaskShape, adapt_model
 from dpot.training.param_groups import param_groups
 
-SMALL = dict(img_size=16, patch_size=4, embed_dim=32, depth=2, n_blocks=4, mlp_ratio=1, out_layer_dim=8, modes=4,
-             in_channels=2, out_channels=2, in_timesteps=4)
+SMALL = dict(
+    img_size=16,
+    patch_size=4,
+    embed_dim=32,
+    depth=2,
+    n_blocks=4,
+    mlp_ratio=1,
+    out_layer_dim=8,
+    modes=4,
+    in_channels=2,
+    out_channels=2,
+    in_timesteps=4,
+)
 
 
 def small(**kw) -> DPOT:
@@ -67,8 +78,7 @@ def test_param_groups_freeze_and_layer_decay():
 def test_fno_adapter_roundtrip(tmp_path):
     from dpot.models import load_model, rollout
 
-    fno = FNOBaseline(FNOConfig(ndim=2, in_channels=2, out_channels=2, in_timesteps=3, modes=4, width=8,
-                                n_layers=2))
+    fno = FNOBaseline(FNOConfig(ndim=2, in_channels=2, out_channels=2, in_timesteps=3, modes=4, width=8, n_layers=2))
     x = torch.randn(2, 12, 12, 3, 2)
     mask = torch.tensor([[1, 0], [1, 1]])
     y = fno(x, channel_mask=mask)
@@ -89,7 +99,6 @@ def test_layout_roundtrip_and_errors():
     lay = Layout.parse("t c y x")
     canon = lay.to_canonical(a)
     assert canon.shape == (1, 5, 6, 8, 3) and np.array_equal(lay.from_canonical(canon), a)
-    for bad, msg in (("n t x q", "unknown axis"), ("t t x", "twice"), ("n x c", "needs a 't'"),
-                     ("t y", "x, x y")):
+    for bad, msg in (("n t x q", "unknown axis"), ("t t x", "twice"), ("n x c", "needs a 't'"), ("t y", "x, x y")):
         with pytest.raises(DpotError, match=msg):
             Layout.parse(bad)

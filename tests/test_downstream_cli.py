@@ -29,8 +29,21 @@ def tiny(tmp_path_factory):
 def run(tiny, tmp_path_factory):
     """A tiny DPOT pre-trained on the 1- and 2-channel families (so shallow water's 3 channels do not fit)."""
     out = tmp_path_factory.mktemp("pre") / "run"
-    assert main(["pretrain", *PRETRAIN, "--out", str(out), "train.progress=false", f"data.root={tiny}",
-                 "data.datasets=[ns2d_nu1e-3,diffusion_reaction_2d]", "train.max_steps=3"]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                *PRETRAIN,
+                "--out",
+                str(out),
+                "train.progress=false",
+                f"data.root={tiny}",
+                "data.datasets=[ns2d_nu1e-3,diffusion_reaction_2d]",
+                "train.max_steps=3",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -46,8 +59,23 @@ def one_line_error(capsys, argv: list[str], *needles: str) -> str:
 def test_scripted_finetune_evaluate_resume(tiny, run, tmp_path, capsys):
     ft, ev = tmp_path / "ft", tmp_path / "ev"
     # options and overrides in any order, as in `dpot pretrain`
-    assert main(["finetune", "--from", str(run / "checkpoint"), "data.n_trajectories=1", "--data",
-                 str(tiny / "ns2d_nu1e-3"), "--out", str(ft), "train.max_steps=2", *QUIET]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--from",
+                str(run / "checkpoint"),
+                "data.n_trajectories=1",
+                "--data",
+                str(tiny / "ns2d_nu1e-3"),
+                "--out",
+                str(ft),
+                "train.max_steps=2",
+                *QUIET,
+            ]
+        )
+        == 0
+    )
     meta = json.loads((ft / "checkpoint" / "config.json").read_text())
     assert meta["step"] == 2 and meta["finetune"]["model"] == "pretrained"
     assert meta["data"][0]["n_trajectories"] == 1
@@ -55,8 +83,12 @@ def test_scripted_finetune_evaluate_resume(tiny, run, tmp_path, capsys):
     assert (ft / "config.yaml").is_file() and (ft / "metrics.jsonl").is_file() and (ft / "tb").is_dir()
     assert main(["finetune", "--resume", str(ft), "train.max_steps=3", *QUIET]) == 0
     assert json.loads((ft / "checkpoint" / "config.json").read_text())["step"] == 3
-    assert main(["evaluate", "--checkpoint", str(ft / "checkpoint"), "--data", str(tiny / "ns2d_nu1e-3"),
-                 "--out", str(ev)]) == 0
+    assert (
+        main(
+            ["evaluate", "--checkpoint", str(ft / "checkpoint"), "--data", str(tiny / "ns2d_nu1e-3"), "--out", str(ev)]
+        )
+        == 0
+    )
     metrics = json.loads((ev / "metrics.json").read_text())
     m = metrics["ns2d_nu1e-3"]
     for key in ("l2re", "nrmse", "vrmse", "l2re_per_step", "per_channel"):
@@ -73,12 +105,44 @@ def test_scripted_finetune_evaluate_resume(tiny, run, tmp_path, capsys):
 
 def test_fno_baseline_through_finetune_and_compare(tiny, run, tmp_path):
     fno, ev = tmp_path / "fno", tmp_path / "ev"
-    assert main(["finetune", "--from", str(run / "checkpoint"), "--data", str(tiny / "diffusion_reaction_2d"),
-                 "--out", str(fno), "model=fno", "fno.width=8", "fno.modes=4", "fno.n_layers=2",
-                 "train.max_steps=2", *QUIET]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--from",
+                str(run / "checkpoint"),
+                "--data",
+                str(tiny / "diffusion_reaction_2d"),
+                "--out",
+                str(fno),
+                "model=fno",
+                "fno.width=8",
+                "fno.modes=4",
+                "fno.n_layers=2",
+                "train.max_steps=2",
+                *QUIET,
+            ]
+        )
+        == 0
+    )
     assert json.loads((fno / "checkpoint" / "config.json").read_text())["model_type"] == "fno"
-    assert main(["evaluate", "--checkpoint", f"dpot={run / 'checkpoint'}", f"fno={fno / 'checkpoint'}",
-                 "--data", str(tiny / "diffusion_reaction_2d"), "--rollout", "3", "--out", str(ev)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                f"dpot={run / 'checkpoint'}",
+                f"fno={fno / 'checkpoint'}",
+                "--data",
+                str(tiny / "diffusion_reaction_2d"),
+                "--rollout",
+                "3",
+                "--out",
+                str(ev),
+            ]
+        )
+        == 0
+    )
     m = json.loads((ev / "metrics.json").read_text())["diffusion_reaction_2d"]
     assert set(m["by_checkpoint"]) == {"dpot", "fno"} and len(m["l2re_per_step"]) == 3
     assert (ev / "error_diffusion_reaction_2d.png").is_file()
@@ -89,16 +153,45 @@ def test_steady_and_3d_finetune(tiny, run, tmp_path):
     """Steady-state Darcy (T_in = 1, one-step evaluation) and 2D -> 3D transfer on the 3D family."""
     for name in ("darcy_2d", "ns3d"):
         ft = tmp_path / name
-        assert main(["finetune", "--from", str(run / "checkpoint"), "--data", str(tiny / name), "--out", str(ft),
-                     "train.max_steps=1", "finetune.channels=widen", "train.batch_size=2", *QUIET]) == 0
-        assert main(["evaluate", "--checkpoint", str(ft / "checkpoint"), "--data", str(tiny / name), "--rollout",
-                     "2" if name == "ns3d" else "1", "--out", str(tmp_path / f"ev_{name}")]) == 0
+        assert (
+            main(
+                [
+                    "finetune",
+                    "--from",
+                    str(run / "checkpoint"),
+                    "--data",
+                    str(tiny / name),
+                    "--out",
+                    str(ft),
+                    "train.max_steps=1",
+                    "finetune.channels=widen",
+                    "train.batch_size=2",
+                    *QUIET,
+                ]
+            )
+            == 0
+        )
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--checkpoint",
+                    str(ft / "checkpoint"),
+                    "--data",
+                    str(tiny / name),
+                    "--rollout",
+                    "2" if name == "ns3d" else "1",
+                    "--out",
+                    str(tmp_path / f"ev_{name}"),
+                ]
+            )
+            == 0
+        )
         m = json.loads((tmp_path / f"ev_{name}" / "metrics.json").read_text())[name]
         assert m["steps"] == (1 if name == "darcy_2d" else 2) and np.isfinite(m["l2re"])
     cfg = json.loads((tmp_path / "ns3d" / "checkpoint" / "config.json").read_text())
     assert cfg["model"]["ndim"] == 3 and "3D transfer" in " ".join(cfg["finetune"]["adaptation"])
-    assert json.loads((tmp_path / "darcy_2d" / "checkpoint" / "config.json").read_text())["model"][
-        "in_timesteps"] == 1
+    assert json.loads((tmp_path / "darcy_2d" / "checkpoint" / "config.json").read_text())["model"]["in_timesteps"] == 1
 
 
 def test_freeze_and_heads_first(tiny, run, tmp_path):
@@ -107,9 +200,25 @@ def test_freeze_and_heads_first(tiny, run, tmp_path):
     src = load_file(str(run / "checkpoint" / "model.safetensors"))
     for extra in (["finetune.freeze=[backbone]"], ["finetune.heads_only_steps=5"]):
         ft = tmp_path / extra[0].split("=")[0].split(".")[1]
-        assert main(["finetune", "--from", str(run / "checkpoint"), "--data", str(tiny / "ns2d_nu1e-3"), "--out",
-                     str(ft), "train.max_steps=2", "optim.schedule=constant", "optim.warmup=0", *extra,
-                     *QUIET]) == 0
+        assert (
+            main(
+                [
+                    "finetune",
+                    "--from",
+                    str(run / "checkpoint"),
+                    "--data",
+                    str(tiny / "ns2d_nu1e-3"),
+                    "--out",
+                    str(ft),
+                    "train.max_steps=2",
+                    "optim.schedule=constant",
+                    "optim.warmup=0",
+                    *extra,
+                    *QUIET,
+                ]
+            )
+            == 0
+        )
         new = load_file(str(ft / "checkpoint" / "model.safetensors"))
         assert all(torch.equal(new[k], src[k]) for k in src if k.startswith("blocks."))
         assert not torch.equal(new["out_layer.4.weight"], src["out_layer.4.weight"])
@@ -119,35 +228,139 @@ def test_rollout_layouts(tiny, run, tmp_path, capsys):
     ckpt = str(run / "checkpoint")
     fields = h5py.File(tiny / "ns2d_nu1e-3" / "test.h5")["fields"][:, :6]  # (N, T, X, Y, C)
     np.save(tmp_path / "h.npy", np.transpose(fields, (0, 1, 4, 2, 3)))  # n t c x y
-    assert main(["rollout", "--checkpoint", ckpt, "--input", str(tmp_path / "h.npy"), "--layout", "n t c x y",
-                 "--steps", "3", "--out", str(tmp_path / "p.npy")]) == 0
+    assert (
+        main(
+            [
+                "rollout",
+                "--checkpoint",
+                ckpt,
+                "--input",
+                str(tmp_path / "h.npy"),
+                "--layout",
+                "n t c x y",
+                "--steps",
+                "3",
+                "--out",
+                str(tmp_path / "p.npy"),
+            ]
+        )
+        == 0
+    )
     out = np.load(tmp_path / "p.npy")
     assert out.shape == (fields.shape[0], 3, 1, *fields.shape[2:4]) and np.all(np.isfinite(out))
     assert "frames/s" in capsys.readouterr().out
     np.savez(tmp_path / "h.npz", w=fields[0, ..., 0])  # t x y
-    assert main(["rollout", "--checkpoint", ckpt, "--input", str(tmp_path / "h.npz"), "--layout", "txy",
-                 "--steps", "2", "--include-history", "--out", str(tmp_path / "p.npz")]) == 0
+    assert (
+        main(
+            [
+                "rollout",
+                "--checkpoint",
+                ckpt,
+                "--input",
+                str(tmp_path / "h.npz"),
+                "--layout",
+                "txy",
+                "--steps",
+                "2",
+                "--include-history",
+                "--out",
+                str(tmp_path / "p.npz"),
+            ]
+        )
+        == 0
+    )
     assert np.load(tmp_path / "p.npz")["w"].shape == (8, *fields.shape[2:4])
-    assert main(["rollout", "--checkpoint", ckpt, "--input", str(tiny / "ns2d_nu1e-3" / "test.h5"),
-                 "--steps", "2", "--out", str(tmp_path / "p.h5")]) == 0
+    assert (
+        main(
+            [
+                "rollout",
+                "--checkpoint",
+                ckpt,
+                "--input",
+                str(tiny / "ns2d_nu1e-3" / "test.h5"),
+                "--steps",
+                "2",
+                "--out",
+                str(tmp_path / "p.h5"),
+            ]
+        )
+        == 0
+    )
     assert h5py.File(tmp_path / "p.h5")["fields"].shape[1] == 2
     # bad input: one clear line each
     np.save(tmp_path / "short.npy", fields[:, :2])
-    one_line_error(capsys, ["rollout", "--checkpoint", ckpt, "--input", str(tmp_path / "short.npy"), "--layout",
-                            "n t x y c", "--steps", "2", "--out", str(tmp_path / "x.npy")], "2 frames", "T_in=4")
-    one_line_error(capsys, ["rollout", "--checkpoint", ckpt, "--input", str(tmp_path / "h.npy"), "--layout",
-                            "n t k x y", "--steps", "2", "--out", str(tmp_path / "x.npy")], "--layout", "'k'")
-    one_line_error(capsys, ["rollout", "--checkpoint", ckpt, "--input", str(tmp_path / "h.npy"), "--layout",
-                            "t x y c", "--steps", "2", "--out", str(tmp_path / "x.npy")], "5 axes", "names 4")
+    one_line_error(
+        capsys,
+        [
+            "rollout",
+            "--checkpoint",
+            ckpt,
+            "--input",
+            str(tmp_path / "short.npy"),
+            "--layout",
+            "n t x y c",
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path / "x.npy"),
+        ],
+        "2 frames",
+        "T_in=4",
+    )
+    one_line_error(
+        capsys,
+        [
+            "rollout",
+            "--checkpoint",
+            ckpt,
+            "--input",
+            str(tmp_path / "h.npy"),
+            "--layout",
+            "n t k x y",
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path / "x.npy"),
+        ],
+        "--layout",
+        "'k'",
+    )
+    one_line_error(
+        capsys,
+        [
+            "rollout",
+            "--checkpoint",
+            ckpt,
+            "--input",
+            str(tmp_path / "h.npy"),
+            "--layout",
+            "t x y c",
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path / "x.npy"),
+        ],
+        "5 axes",
+        "names 4",
+    )
     assert not (tmp_path / "x.npy").exists()
 
 
 def test_channel_mismatch_is_one_line(tiny, run, tmp_path, capsys):
     sw = str(tiny / "shallow_water_2d")
-    one_line_error(capsys, ["finetune", "--from", str(run / "checkpoint"), "--data", sw, "--out",
-                            str(tmp_path / "ft"), *QUIET], "3 channels", "takes 2", "finetune.channels=widen")
-    one_line_error(capsys, ["evaluate", "--checkpoint", str(run / "checkpoint"), "--data", sw, "--out",
-                            str(tmp_path / "ev")], "3 input", "takes 2")
+    one_line_error(
+        capsys,
+        ["finetune", "--from", str(run / "checkpoint"), "--data", sw, "--out", str(tmp_path / "ft"), *QUIET],
+        "3 channels",
+        "takes 2",
+        "finetune.channels=widen",
+    )
+    one_line_error(
+        capsys,
+        ["evaluate", "--checkpoint", str(run / "checkpoint"), "--data", sw, "--out", str(tmp_path / "ev")],
+        "3 input",
+        "takes 2",
+    )
     assert not (tmp_path / "ft" / "checkpoint").exists() and not (tmp_path / "ev").exists()
 
 
@@ -155,12 +368,26 @@ def test_demo_miniature(tmp_path):
     """The whole demo, generation of the tiny corpus included, with a tiny budget (seconds, not 15 minutes)."""
     from dpot.workflows.demo import run_demo
 
-    report = run_demo(tmp_path / "demo", overrides=[
-        "preset=tiny",
-        # a spent budget: pre-training calibrates then trains min_steps; fine-tuning runs hit the hard time limit
-        "holdout=ns2d_nu1e-5", f"pretrain_config={PRESETS / 'pretrain' / 'tiny.yaml'}", "budget_seconds=0",
-        "eval_reserve_seconds=0", "min_steps=2", "calibration_steps=3", "n_trajectories=2", "eval_trajectories=1",
-        "rollout=2", "progress=false", "fno.modes=4", "fno.width=8", "fno.n_layers=2"])
+    report = run_demo(
+        tmp_path / "demo",
+        overrides=[
+            "preset=tiny",
+            # a spent budget: pre-training calibrates then trains min_steps; fine-tuning runs hit the hard time limit
+            "holdout=ns2d_nu1e-5",
+            f"pretrain_config={PRESETS / 'pretrain' / 'tiny.yaml'}",
+            "budget_seconds=0",
+            "eval_reserve_seconds=0",
+            "min_steps=2",
+            "calibration_steps=3",
+            "n_trajectories=2",
+            "eval_trajectories=1",
+            "rollout=2",
+            "progress=false",
+            "fno.modes=4",
+            "fno.width=8",
+            "fno.n_layers=2",
+        ],
+    )
     text = report.read_text()
     summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
     assert summary["generated"] and (tmp_path / "demo" / "data" / "ns2d_nu1e-5" / "test.h5").is_file()
@@ -173,8 +400,13 @@ def test_demo_miniature(tmp_path):
     assert summary["family"] == ["ns2d_nu1e-3", "ns2d_nu1e-5"]  # the whole family is held out of pre-training
     assert "shallow_water_2d" in summary["pretrain"]["datasets"]
     assert not {"ns2d_nu1e-3", "ns2d_nu1e-5", "ns3d", "darcy_2d"} & set(summary["pretrain"]["datasets"])
-    assert set(summary["holdout_results"]) == {"DPOT fine-tuned", "DPOT from scratch", "FNO", "DPOT zero-shot",
-                                               "repeat last frame"}
+    assert set(summary["holdout_results"]) == {
+        "DPOT fine-tuned",
+        "DPOT from scratch",
+        "FNO",
+        "DPOT zero-shot",
+        "repeat last frame",
+    }
     assert "## What this shows" in text and "FNO" in text
     for link in ("eval_holdout/error_ns2d_nu1e-5.png", "eval_zero_shot/report.md"):
         assert link in text and (tmp_path / "demo" / link).is_file()
@@ -183,9 +415,21 @@ def test_demo_miniature(tmp_path):
 def test_fno_without_neuraloperator_is_one_line(tiny, run, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "neuralop", None)  # as if the `baselines` extra were not installed
     monkeypatch.setitem(sys.modules, "neuralop.models", None)
-    one_line_error(capsys, ["finetune", "--from", str(run / "checkpoint"), "--data",
-                            str(tiny / "diffusion_reaction_2d"), "--out", str(tmp_path / "fno"), "model=fno", *QUIET],
-                   "pip install 'dpot[baselines]'")
+    one_line_error(
+        capsys,
+        [
+            "finetune",
+            "--from",
+            str(run / "checkpoint"),
+            "--data",
+            str(tiny / "diffusion_reaction_2d"),
+            "--out",
+            str(tmp_path / "fno"),
+            "model=fno",
+            *QUIET,
+        ],
+        "pip install 'dpot[baselines]'",
+    )
     assert not (tmp_path / "fno" / "checkpoint").exists()
 
 

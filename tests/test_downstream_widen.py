@@ -12,9 +12,21 @@ from dpot.training.finetune import TaskShape, adapt_model
 
 def test_widened_model_equals_source_on_the_old_channels():
     torch.manual_seed(0)
-    src = DPOT.from_preset("demo", img_size=16, patch_size=4, embed_dim=32, depth=2, n_blocks=4, mlp_ratio=1,
-                           out_layer_dim=8, modes=4, in_channels=2, out_channels=2, in_timesteps=3,
-                           out_timesteps=2).eval()
+    src = DPOT.from_preset(
+        "demo",
+        img_size=16,
+        patch_size=4,
+        embed_dim=32,
+        depth=2,
+        n_blocks=4,
+        mlp_ratio=1,
+        out_layer_dim=8,
+        modes=4,
+        in_channels=2,
+        out_channels=2,
+        in_timesteps=3,
+        out_timesteps=2,
+    ).eval()
     task = TaskShape(name="t", ndim=2, grid=(16, 16), channels=3, t_in=3, steady=False)
     model, _ = adapt_model(src, task, FinetuneConfig(finetune=AdaptConfig(channels="widen")))
     model.eval()

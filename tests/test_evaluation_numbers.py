@@ -39,8 +39,16 @@ def linear(tmp_path_factory):
     growing = np.stack([(t + 1) * a for t in range(4)])
     constant = np.stack([a + 5.0] * 4)
     fields = np.stack([growing, constant])[..., None].astype(np.float32)  # (N=2, T=4, X=4, C=1)
-    meta = DatasetMeta(name="linear", pde="other", channels=["u"], space=["x"], domain=[[0, 1]],
-                       boundary=["periodic"], dt=1.0, source="tests")
+    meta = DatasetMeta(
+        name="linear",
+        pde="other",
+        channels=["u"],
+        space=["x"],
+        domain=[[0, 1]],
+        boundary=["periodic"],
+        dt=1.0,
+        source="tests",
+    )
     root = tmp_path_factory.mktemp("linear") / "linear"
     for split in ("train", "test"):
         write_split(root / f"{split}.h5", meta, fields=fields)

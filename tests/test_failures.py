@@ -31,9 +31,10 @@ def test_nan_data_is_named_everywhere(tmp_path, capsys):
     assert "NaN" not in text and "null" in text
     json.loads(text)
 
-    for argv in (["pretrain", "--config", TINY, "--out", str(tmp_path / "run"),
-                  f"data.root={tmp_path / 'data'}"],
-                 ["finetune", "--from", str(ckpt), "--data", str(data), "--out", str(tmp_path / "ft")]):
+    for argv in (
+        ["pretrain", "--config", TINY, "--out", str(tmp_path / "run"), f"data.root={tmp_path / 'data'}"],
+        ["finetune", "--from", str(ckpt), "--data", str(data), "--out", str(tmp_path / "ft")],
+    ):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert "error: dataset 'waves'" in err and "split train: NaN/Inf in trajectory 1" in err
@@ -63,8 +64,7 @@ def small_disk(tmp_path):
     disk.mkdir()
     if shutil.which("mount") is None:
         pytest.skip("no mount command: cannot make a small file system to fill")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True,
-                          text=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or proc.returncode})")
     yield disk
@@ -86,9 +86,29 @@ def _one_disk_full_line(err: str, command: str) -> str:
 
 
 def test_disk_full_generate_is_one_line_not_a_crash(small_disk):
-    proc = subprocess.run([sys.executable, "-m", "dpot", "generate", "ns2d_vorticity", "--out", str(small_disk / "g"),
-                           "--n", "4", "--res", "64", "--frames", "20", "--workers", "1", "--quiet"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dpot",
+            "generate",
+            "ns2d_vorticity",
+            "--out",
+            str(small_disk / "g"),
+            "--n",
+            "4",
+            "--res",
+            "64",
+            "--frames",
+            "20",
+            "--workers",
+            "1",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr  # was a segmentation fault (139) inside HDF5
     _one_disk_full_line(proc.stderr, "generate")
     assert not [p for p in listing(small_disk) if p.endswith(".tmp")]  # splits that fit are kept (resumable)
@@ -98,8 +118,17 @@ def test_disk_full_keeps_checkpoint_and_leaves_no_partial_evaluation(small_disk,
     root = tmp_path / "data"
     dataset(root, frames=8)
     run = small_disk / "run"
-    args = ["--config", TINY, "--out", str(run), f"data.root={root}", "train.max_steps=1", "train.batch_size=2",
-            "train.eval_trajectories=1", "train.eval_steps=2"]
+    args = [
+        "--config",
+        TINY,
+        "--out",
+        str(run),
+        f"data.root={root}",
+        "train.max_steps=1",
+        "train.batch_size=2",
+        "train.eval_trajectories=1",
+        "train.eval_steps=2",
+    ]
     assert main(["pretrain", *args]) == 0
     before = (run / "checkpoint" / "model.safetensors").read_bytes()
     _fill(small_disk, 4096)
@@ -111,7 +140,19 @@ def test_disk_full_keeps_checkpoint_and_leaves_no_partial_evaluation(small_disk,
     assert not list(run.glob(".*.tmp"))
 
     entries = listing(small_disk)
-    assert main(["evaluate", "--checkpoint", str(run / "checkpoint"), "--data", str(root),
-                 "--out", str(small_disk / "eval")]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(run / "checkpoint"),
+                "--data",
+                str(root),
+                "--out",
+                str(small_disk / "eval"),
+            ]
+        )
+        == 2
+    )
     _one_disk_full_line(capsys.readouterr().err, "evaluate")
     assert listing(small_disk) == entries

@@ -56,8 +56,10 @@ def test_tiny_rerun_skips_everything(tiny):
     assert before == {p: p.stat().st_mtime_ns for p in tiny.rglob("*.h5")}
 
 
-SMALL = [DatasetSpec("nsA", "ns2d_vorticity", 5, 2, 3, res=16, frames=4, batch=2),
-         DatasetSpec("darcyA", "darcy_2d", 4, 1, 2, res=12, batch=3)]
+SMALL = [
+    DatasetSpec("nsA", "ns2d_vorticity", 5, 2, 3, res=16, frames=4, batch=2),
+    DatasetSpec("darcyA", "darcy_2d", 4, 1, 2, res=12, batch=3),
+]
 
 
 def test_resume_redoes_missing_and_half_written(tmp_path):
@@ -97,8 +99,10 @@ def test_shards_and_parts_match_unsharded(tmp_path):
 
 
 def test_workers_pool_gives_identical_data(tmp_path):
-    specs = [DatasetSpec("dr", "diffusion_reaction_2d", 3, 1, 1, res=12, frames=3),
-             DatasetSpec("sw", "shallow_water_2d", 3, 1, 1, res=12, frames=3)]
+    specs = [
+        DatasetSpec("dr", "diffusion_reaction_2d", 3, 1, 1, res=12, frames=3),
+        DatasetSpec("sw", "shallow_water_2d", 3, 1, 1, res=12, frames=3),
+    ]
     generate(specs, tmp_path / "one", workers=1, progress=False)
     generate(specs, tmp_path / "two", workers=2, progress=False)
     for name in ("dr", "sw"):
@@ -108,8 +112,25 @@ def test_workers_pool_gives_identical_data(tmp_path):
 
 
 def test_family_mode_with_params(tmp_path):
-    assert run_cli("ns2d_vorticity", "--out", str(tmp_path), "--n", "3", "--res", "16", "--frames", "3",
-                   "--param", "nu=1e-4", "--name", "ns_custom", "--quiet") == 0
+    assert (
+        run_cli(
+            "ns2d_vorticity",
+            "--out",
+            str(tmp_path),
+            "--n",
+            "3",
+            "--res",
+            "16",
+            "--frames",
+            "3",
+            "--param",
+            "nu=1e-4",
+            "--name",
+            "ns_custom",
+            "--quiet",
+        )
+        == 0
+    )
     s = open_split(tmp_path / "ns_custom", "train")
     assert s.shape == (3, 3, 16, 16, 1)
     assert s.meta.params["nu"] == 1e-4
@@ -117,16 +138,19 @@ def test_family_mode_with_params(tmp_path):
     assert len(open_split(tmp_path / "ns_custom", "test")) == 2
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["nope", "--out", "X"], "unknown preset or family 'nope'"),
-    (["tiny"], "--out DIR is required"),
-    (["tiny", "--out", "X", "--shard", "3/2"], "shard 3/2 is invalid"),
-    (["tiny", "--out", "X", "--shard", "a"], "expected i/n"),
-    (["darcy_2d", "--out", "X", "--param", "viscosity=1"], "no parameter 'viscosity'"),
-    (["tiny", "--out", "X", "--res", "0"], "--res must be positive"),
-    (["ns2d_vorticity", "--out", "X", "--param", "nu=fast"], "nu=fast: expected a number"),
-    (["ns2d_vorticity", "--out", "X", "--param", "nu"], "expected KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["nope", "--out", "X"], "unknown preset or family 'nope'"),
+        (["tiny"], "--out DIR is required"),
+        (["tiny", "--out", "X", "--shard", "3/2"], "shard 3/2 is invalid"),
+        (["tiny", "--out", "X", "--shard", "a"], "expected i/n"),
+        (["darcy_2d", "--out", "X", "--param", "viscosity=1"], "no parameter 'viscosity'"),
+        (["tiny", "--out", "X", "--res", "0"], "--res must be positive"),
+        (["ns2d_vorticity", "--out", "X", "--param", "nu=fast"], "nu=fast: expected a number"),
+        (["ns2d_vorticity", "--out", "X", "--param", "nu"], "expected KEY=VALUE"),
+    ],
+)
 def test_bad_input_is_one_clear_error(tmp_path, argv, message):
     argv = [a.replace("X", str(tmp_path / "out")) for a in argv]
     with pytest.raises(DpotError, match=message.replace("(", r"\(").replace("/", "/")):
@@ -166,8 +190,22 @@ def test_paper_shards_partition_the_jobs(tmp_path):
 
 
 def test_torchrun_ranks_are_shards(tmp_path, monkeypatch):
-    argv = ["darcy_2d", "--out", str(tmp_path), "--n", "4", "--n-val", "2", "--n-test", "2", "--res", "8",
-            "--part-size", "2", "--quiet"]
+    argv = [
+        "darcy_2d",
+        "--out",
+        str(tmp_path),
+        "--n",
+        "4",
+        "--n-val",
+        "2",
+        "--n-test",
+        "2",
+        "--res",
+        "8",
+        "--part-size",
+        "2",
+        "--quiet",
+    ]
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     run_cli(*argv)

@@ -34,15 +34,21 @@ def venv(tmp_path_factory) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
     pip = [sys.executable, "-m", "pip"]
-    _run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", src, "-w", base / "dist"], base,
-         dict(os.environ))
+    _run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", src, "-w", base / "dist"],
+        base,
+        dict(os.environ),
+    )
     wheel = next((base / "dist").glob("dpot-*.whl"))
     env_dir = base / "venv"
     base_python = getattr(sys, "_base_executable", sys.executable)
     _run([base_python, "-m", "venv", "--without-pip", env_dir], base, dict(os.environ))
     python = env_dir / "bin" / "python"
-    site = Path(_run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], base,
-                     dict(os.environ)).strip())
+    site = Path(
+        _run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], base, dict(os.environ)
+        ).strip()
+    )
     (site / "_dpot_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     _run([*pip, "--python", python, "install", "--no-deps", "--no-index", "-q", wheel], base, dict(os.environ))
     return env_dir
@@ -58,12 +64,48 @@ def test_installed_wheel_runs_from_an_empty_folder(venv, tmp_path):
     assert Path(where).is_relative_to(venv) and not Path(where).is_relative_to(ROOT), where
     dpot = venv / "bin" / "dpot"
     _run([dpot, "generate", "tiny", "--out", "data", "--quiet"], work, env)
-    _run([dpot, "pretrain", "--config", "tiny", "--out", "run", "data.root=data", "train.max_steps=2",
-          "train.progress=false"], work, env)
+    _run(
+        [
+            dpot,
+            "pretrain",
+            "--config",
+            "tiny",
+            "--out",
+            "run",
+            "data.root=data",
+            "train.max_steps=2",
+            "train.progress=false",
+        ],
+        work,
+        env,
+    )
     assert (work / "run" / "checkpoint" / "model.safetensors").is_file()
     assert "--out" in _run([dpot, "demo", "--help"], work, env)
-    _run([dpot, "demo", "--out", "demo", "--data", "data", "preset=tiny", "holdout=ns2d_nu1e-5",
-          "pretrain_config=tiny", "budget_seconds=0", "eval_reserve_seconds=0", "min_steps=2", "calibration_steps=3",
-          "n_trajectories=2", "eval_trajectories=1", "rollout=2", "progress=false", "fno.modes=4", "fno.width=8",
-          "fno.n_layers=2"], work, env, timeout=600)
+    _run(
+        [
+            dpot,
+            "demo",
+            "--out",
+            "demo",
+            "--data",
+            "data",
+            "preset=tiny",
+            "holdout=ns2d_nu1e-5",
+            "pretrain_config=tiny",
+            "budget_seconds=0",
+            "eval_reserve_seconds=0",
+            "min_steps=2",
+            "calibration_steps=3",
+            "n_trajectories=2",
+            "eval_trajectories=1",
+            "rollout=2",
+            "progress=false",
+            "fno.modes=4",
+            "fno.width=8",
+            "fno.n_layers=2",
+        ],
+        work,
+        env,
+        timeout=600,
+    )
     assert (work / "demo" / "report.md").is_file()

@@ -15,8 +15,21 @@ from dpot.models import MODEL_TYPES, DPOTConfig, checkpoint_summary, load_model
 
 def small(**kw) -> dpot.DPOT:
     torch.manual_seed(0)
-    return dpot.DPOT(DPOTConfig(img_size=16, patch_size=4, in_channels=2, out_channels=2, in_timesteps=3,
-                                embed_dim=16, depth=1, n_blocks=2, out_layer_dim=4, n_cls=2, **kw))
+    return dpot.DPOT(
+        DPOTConfig(
+            img_size=16,
+            patch_size=4,
+            in_channels=2,
+            out_channels=2,
+            in_timesteps=3,
+            embed_dim=16,
+            depth=1,
+            n_blocks=2,
+            out_layer_dim=4,
+            n_cls=2,
+            **kw,
+        )
+    )
 
 
 def test_save_and_load_exactly(tmp_path):
@@ -108,8 +121,7 @@ def fno_model():
     from dpot.models.fno_baseline import FNOBaseline, FNOConfig
 
     torch.manual_seed(0)
-    return FNOBaseline(FNOConfig(ndim=1, in_channels=1, out_channels=1, in_timesteps=2, modes=3, width=4,
-                                 n_layers=1))
+    return FNOBaseline(FNOConfig(ndim=1, in_channels=1, out_channels=1, in_timesteps=2, modes=3, width=4, n_layers=1))
 
 
 def test_fno_checkpoint_same_format_and_older_ones_load(tmp_path):
@@ -126,8 +138,9 @@ def test_fno_checkpoint_same_format_and_older_ones_load(tmp_path):
     old = tmp_path / "old"
     old.mkdir()
     save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(old / "model.safetensors"))
-    (old / "config.json").write_text(json.dumps({"model_type": "fno", "model": m.config.to_dict(),
-                                                 "dpot_version": "0.1.0"}))
+    (old / "config.json").write_text(
+        json.dumps({"model_type": "fno", "model": m.config.to_dict(), "dpot_version": "0.1.0"})
+    )
     assert torch.equal(load_model(old)(x), m(x))
 
 

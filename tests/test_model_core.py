@@ -13,8 +13,19 @@ from dpot.models.presets import REFERENCE_PARAMS
 
 
 def tiny(**kw) -> DPOT:
-    base = dict(img_size=16, patch_size=4, in_channels=3, out_channels=3, in_timesteps=4, embed_dim=32, depth=2,
-                n_blocks=4, mlp_ratio=2, out_layer_dim=8, n_cls=5)
+    base = dict(
+        img_size=16,
+        patch_size=4,
+        in_channels=3,
+        out_channels=3,
+        in_timesteps=4,
+        embed_dim=32,
+        depth=2,
+        n_blocks=4,
+        mlp_ratio=2,
+        out_layer_dim=8,
+        n_cls=5,
+    )
     base.update(kw)
     torch.manual_seed(0)
     return DPOT(DPOTConfig(**base))

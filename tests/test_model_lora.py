@@ -19,8 +19,9 @@ from dpot.models.lora import LoraConfig, LoraDPOT, attach, count_trainable, inje
 from dpot.training.config import AdaptConfig
 from dpot.training.param_groups import param_groups
 
-SMALL = dict(img_size=16, patch_size=4, embed_dim=32, depth=2, n_blocks=4, mlp_ratio=1, out_layer_dim=8,
-             in_timesteps=3, modes=3)
+SMALL = dict(
+    img_size=16, patch_size=4, embed_dim=32, depth=2, n_blocks=4, mlp_ratio=1, out_layer_dim=8, in_timesteps=3, modes=3
+)
 
 
 def small_dpot(seed=0):
@@ -68,8 +69,14 @@ def test_defaults_train_biases_and_norms_in_full_and_the_factors_at_a_higher_rat
     base = small_dpot()
     lora = inject(base, LoraConfig(rank=2))
     params = dict(lora.named_parameters())
-    full = {"blocks.0.norm1.weight", "blocks.1.norm2.bias", "blocks.0.mlp.0.bias", "blocks.1.filter.b2",
-            "patch_embed.proj.0.bias", "out_layer.4.bias"}
+    full = {
+        "blocks.0.norm1.weight",
+        "blocks.1.norm2.bias",
+        "blocks.0.mlp.0.bias",
+        "blocks.1.filter.b2",
+        "patch_embed.proj.0.bias",
+        "out_layer.4.bias",
+    }
     assert full <= set(params) and full <= set(lora.lora_record["full"]) and full <= set(lora.state_dict())
     assert "time_agg_layer.w" in lora.lora_record["targets"] and "pos_embed" not in params
     lora(X).square().mean().backward()
@@ -139,8 +146,24 @@ def test_adapter_save_load_export(tmp_path, capsys):
 def test_finetune_cli_lora(tiny, run, tmp_path, capsys):  # noqa: F811
     ft, data = tmp_path / "ft", str(tiny / "ns2d_nu1e-3")
     base = run / "checkpoint"
-    assert main(["finetune", "--from", str(base), "--data", data, "--out", str(ft), "train.max_steps=2",
-                 "finetune.method=lora", "finetune.lora.rank=2", *QUIET]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--from",
+                str(base),
+                "--data",
+                data,
+                "--out",
+                str(ft),
+                "train.max_steps=2",
+                "finetune.method=lora",
+                "finetune.lora.rank=2",
+                *QUIET,
+            ]
+        )
+        == 0
+    )
     meta = json.loads((ft / "checkpoint" / "config.json").read_text())
     assert meta["model_type"] == "dpot-lora" and meta["lora"]["base"]["path"] == str(base.resolve())
     assert meta["step"] == 2 and any("LoRA rank 2" in line for line in meta["finetune"]["adaptation"])
@@ -155,11 +178,40 @@ def test_finetune_cli_lora(tiny, run, tmp_path, capsys):  # noqa: F811
         if ckpt.name == "merged":
             assert main(["export", "--merge", str(ft / "checkpoint"), "--out", str(ckpt)]) == 0
         assert main(["evaluate", "--checkpoint", str(ckpt), "--data", data, "--rollout", "3", "--out", str(ev)]) == 0
-        assert main(["rollout", "--checkpoint", str(ckpt), "--input", str(tiny / "ns2d_nu1e-3" / "test.h5"),
-                     "--steps", "2", "--out", str(ev / "p.h5")]) == 0
+        assert (
+            main(
+                [
+                    "rollout",
+                    "--checkpoint",
+                    str(ckpt),
+                    "--input",
+                    str(tiny / "ns2d_nu1e-3" / "test.h5"),
+                    "--steps",
+                    "2",
+                    "--out",
+                    str(ev / "p.h5"),
+                ]
+            )
+            == 0
+        )
     adapter_l2re = json.loads((tmp_path / "ev" / "metrics.json").read_text())["ns2d_nu1e-3"]["l2re"]
     merged_l2re = json.loads((tmp_path / "ev_m" / "metrics.json").read_text())["ns2d_nu1e-3"]["l2re"]
     assert adapter_l2re == pytest.approx(merged_l2re, rel=1e-4)
-    assert main(["finetune", "--from", str(base), "--data", data, "--out", str(tmp_path / "f2"), "model=fno",
-                 "finetune.method=lora", *QUIET]) == 2
+    assert (
+        main(
+            [
+                "finetune",
+                "--from",
+                str(base),
+                "--data",
+                data,
+                "--out",
+                str(tmp_path / "f2"),
+                "model=fno",
+                "finetune.method=lora",
+                *QUIET,
+            ]
+        )
+        == 2
+    )
     assert "finetune.method=lora" in capsys.readouterr().err

@@ -60,8 +60,20 @@ def test_bf16_error_budget_per_component(ti, one_thread):
 
 def test_off_grid_pos_embed_and_coordinates_stay_fp32():
     torch.manual_seed(0)
-    m = DPOT(DPOTConfig(img_size=16, patch_size=4, in_channels=2, out_channels=2, in_timesteps=3, embed_dim=16,
-                        depth=1, n_blocks=2, out_layer_dim=8, interpolate_pos_embed=True))
+    m = DPOT(
+        DPOTConfig(
+            img_size=16,
+            patch_size=4,
+            in_channels=2,
+            out_channels=2,
+            in_timesteps=3,
+            embed_dim=16,
+            depth=1,
+            n_blocks=2,
+            out_layer_dim=8,
+            interpolate_pos_embed=True,
+        )
+    )
     with torch.autocast("cpu", dtype=torch.bfloat16):
         pe = m._pos_embed((5, 6), torch.float32)
         coords = m._coords((20, 24), torch.zeros(1))
@@ -72,8 +84,21 @@ def test_off_grid_pos_embed_and_coordinates_stay_fp32():
 @pytest.mark.parametrize("space", [(16, 16), (20, 24)], ids=["native grid", "off grid"])
 def test_forward_and_backward_read_nothing_back_to_the_host(space, host_reads):
     torch.manual_seed(0)
-    m = DPOT(DPOTConfig(img_size=16, patch_size=4, in_channels=2, out_channels=2, in_timesteps=3, embed_dim=16,
-                        depth=2, n_blocks=2, out_layer_dim=8, channel_mask=True, interpolate_pos_embed=True))
+    m = DPOT(
+        DPOTConfig(
+            img_size=16,
+            patch_size=4,
+            in_channels=2,
+            out_channels=2,
+            in_timesteps=3,
+            embed_dim=16,
+            depth=2,
+            n_blocks=2,
+            out_layer_dim=8,
+            channel_mask=True,
+            interpolate_pos_embed=True,
+        )
+    )
     x = torch.randn(2, *space, 3, 2)
     mask = torch.ones(2, 2)
     for step in range(2):  # the second call uses the cached off-grid coordinates

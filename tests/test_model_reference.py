@@ -30,22 +30,48 @@ def reference_state(C, C_out, T, T_out, P, X, D, h, r, O, L, n_cls, seed=0):
     def t(*shape, scale=0.2):
         return scale * torch.randn(*shape, generator=g)
 
-    sd = {"patch_embed.proj.0.weight": t(e1, C + 3, P, P), "patch_embed.proj.0.bias": t(e1),
-          "patch_embed.proj.2.weight": t(D, e1, 1, 1), "patch_embed.proj.2.bias": t(D),
-          "pos_embed": t(1, D, X // P, X // P)}
+    sd = {
+        "patch_embed.proj.0.weight": t(e1, C + 3, P, P),
+        "patch_embed.proj.0.bias": t(e1),
+        "patch_embed.proj.2.weight": t(D, e1, 1, 1),
+        "patch_embed.proj.2.bias": t(D),
+        "pos_embed": t(1, D, X // P, X // P),
+    }
     for i in range(L):
-        sd.update({f"blocks.{i}.norm1.weight": 1 + t(D), f"blocks.{i}.norm1.bias": t(D),
-                   f"blocks.{i}.filter.w1": t(2, h, b, b), f"blocks.{i}.filter.b1": t(2, h, b),
-                   f"blocks.{i}.filter.w2": t(2, h, b, b), f"blocks.{i}.filter.b2": t(2, h, b),
-                   f"blocks.{i}.norm2.weight": 1 + t(D), f"blocks.{i}.norm2.bias": t(D),
-                   f"blocks.{i}.mlp.0.weight": t(r * D, D, 1, 1), f"blocks.{i}.mlp.0.bias": t(r * D),
-                   f"blocks.{i}.mlp.2.weight": t(D, r * D, 1, 1), f"blocks.{i}.mlp.2.bias": t(D)})
-    sd.update({"cls_head.0.weight": t(D, D), "cls_head.0.bias": t(D), "cls_head.2.weight": t(D, D),
-               "cls_head.2.bias": t(D), "cls_head.4.weight": t(n_cls, D), "cls_head.4.bias": t(n_cls),
-               "time_agg_layer.w": t(T, D, D, scale=0.05), "time_agg_layer.gamma": 2 ** torch.linspace(-3, 3, D)[None],
-               "out_layer.0.weight": t(D, O, P, P), "out_layer.0.bias": t(O),
-               "out_layer.2.weight": t(O, O, 1, 1), "out_layer.2.bias": t(O),
-               "out_layer.4.weight": t(C_out * T_out, O, 1, 1), "out_layer.4.bias": t(C_out * T_out)})
+        sd.update(
+            {
+                f"blocks.{i}.norm1.weight": 1 + t(D),
+                f"blocks.{i}.norm1.bias": t(D),
+                f"blocks.{i}.filter.w1": t(2, h, b, b),
+                f"blocks.{i}.filter.b1": t(2, h, b),
+                f"blocks.{i}.filter.w2": t(2, h, b, b),
+                f"blocks.{i}.filter.b2": t(2, h, b),
+                f"blocks.{i}.norm2.weight": 1 + t(D),
+                f"blocks.{i}.norm2.bias": t(D),
+                f"blocks.{i}.mlp.0.weight": t(r * D, D, 1, 1),
+                f"blocks.{i}.mlp.0.bias": t(r * D),
+                f"blocks.{i}.mlp.2.weight": t(D, r * D, 1, 1),
+                f"blocks.{i}.mlp.2.bias": t(D),
+            }
+        )
+    sd.update(
+        {
+            "cls_head.0.weight": t(D, D),
+            "cls_head.0.bias": t(D),
+            "cls_head.2.weight": t(D, D),
+            "cls_head.2.bias": t(D),
+            "cls_head.4.weight": t(n_cls, D),
+            "cls_head.4.bias": t(n_cls),
+            "time_agg_layer.w": t(T, D, D, scale=0.05),
+            "time_agg_layer.gamma": 2 ** torch.linspace(-3, 3, D)[None],
+            "out_layer.0.weight": t(D, O, P, P),
+            "out_layer.0.bias": t(O),
+            "out_layer.2.weight": t(O, O, 1, 1),
+            "out_layer.2.bias": t(O),
+            "out_layer.4.weight": t(C_out * T_out, O, 1, 1),
+            "out_layer.4.bias": t(C_out * T_out),
+        }
+    )
     return sd
 
 
@@ -78,13 +104,19 @@ def reference_forward(sd, x, P, h, T_out, C_out):
         filt = torch.fft.irfft2(o2.reshape(B, H, W // 2 + 1, D), s=(H, W), dim=(1, 2), norm="ortho")
         f = filt.permute(0, 3, 1, 2) + n1
         m = F.group_norm(f, 8, sd[p + "norm2.weight"], sd[p + "norm2.bias"], eps=1e-5)
-        m = F.conv2d(F.gelu(F.conv2d(m, sd[p + "mlp.0.weight"], sd[p + "mlp.0.bias"])), sd[p + "mlp.2.weight"],
-                     sd[p + "mlp.2.bias"])
+        m = F.conv2d(
+            F.gelu(F.conv2d(m, sd[p + "mlp.0.weight"], sd[p + "mlp.0.bias"])),
+            sd[p + "mlp.2.weight"],
+            sd[p + "mlp.2.bias"],
+        )
         z = z + m
         i += 1
     c = z.mean(dim=(2, 3))
-    c = F.linear(F.gelu(F.linear(c, sd["cls_head.0.weight"], sd["cls_head.0.bias"])), sd["cls_head.2.weight"],
-                 sd["cls_head.2.bias"])
+    c = F.linear(
+        F.gelu(F.linear(c, sd["cls_head.0.weight"], sd["cls_head.0.bias"])),
+        sd["cls_head.2.weight"],
+        sd["cls_head.2.bias"],
+    )
     logits = F.linear(F.gelu(c), sd["cls_head.4.weight"], sd["cls_head.4.bias"])
     o = F.gelu(F.conv_transpose2d(z, sd["out_layer.0.weight"], sd["out_layer.0.bias"], stride=P))
     o = F.gelu(F.conv2d(o, sd["out_layer.2.weight"], sd["out_layer.2.bias"]))
@@ -98,8 +130,14 @@ def save_reference_file(path, sd, prefix=""):
     opt = torch.optim.Adam(params)
     sum(p.sum() for p in params).backward()
     opt.step()
-    torch.save({"args": argparse.Namespace(lr=1e-3, train_paths=["ns2d"], n_blocks=4),
-                "model": {prefix + k: v for k, v in sd.items()}, "optimizer": opt.state_dict()}, path)
+    torch.save(
+        {
+            "args": argparse.Namespace(lr=1e-3, train_paths=["ns2d"], n_blocks=4),
+            "model": {prefix + k: v for k, v in sd.items()},
+            "optimizer": opt.state_dict(),
+        },
+        path,
+    )
 
 
 def test_ti_shaped_layout_has_67_tensors_and_matches_model():
@@ -117,9 +155,20 @@ def test_imported_checkpoint_reproduces_reference_network(tmp_path, prefix):
     out = import_reference_checkpoint(tmp_path / "model_X.pth", tmp_path / "ckpt")
     model = load_model(out)
     cfg = model.config
-    assert (cfg.in_channels, cfg.out_channels, cfg.in_timesteps, cfg.out_timesteps, cfg.embed_dim, cfg.depth,
-            cfg.n_blocks, cfg.mlp_hidden, cfg.out_layer_dim, cfg.n_cls, cfg.patch_size, cfg.img_size) == (
-        3, 3, 5, 2, 32, 2, 4, 64, 8, 6, 4, (16, 16))
+    assert (
+        cfg.in_channels,
+        cfg.out_channels,
+        cfg.in_timesteps,
+        cfg.out_timesteps,
+        cfg.embed_dim,
+        cfg.depth,
+        cfg.n_blocks,
+        cfg.mlp_hidden,
+        cfg.out_layer_dim,
+        cfg.n_cls,
+        cfg.patch_size,
+        cfg.img_size,
+    ) == (3, 3, 5, 2, 32, 2, 4, 64, 8, 6, 4, (16, 16))
     x = torch.randn(2, 16, 16, 5, 3, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         pred, logits = model(x, return_logits=True)

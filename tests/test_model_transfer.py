@@ -11,8 +11,19 @@ from dpot.models.transfer import inflate_2d_to_3d
 
 def test_inflation_reproduces_2d_embedding_and_head_on_z_constant_fields():
     torch.manual_seed(0)
-    m2 = DPOT(DPOTConfig(img_size=16, patch_size=4, in_channels=3, out_channels=3, in_timesteps=4, embed_dim=32,
-                         depth=2, n_blocks=4, out_layer_dim=8))
+    m2 = DPOT(
+        DPOTConfig(
+            img_size=16,
+            patch_size=4,
+            in_channels=3,
+            out_channels=3,
+            in_timesteps=4,
+            embed_dim=32,
+            depth=2,
+            n_blocks=4,
+            out_layer_dim=8,
+        )
+    )
     torch.nn.init.normal_(m2.pos_embed)
     m3 = inflate_2d_to_3d(m2, img_size=(16, 16, 8))
     assert m3.config.ndim == 3 and m3.config.patch_hidden_dim == m2.config.patch_hidden_dim + 1
@@ -31,8 +42,11 @@ def test_inflation_reproduces_2d_embedding_and_head_on_z_constant_fields():
 
 
 def test_inflation_with_new_channels_and_trunk_guard():
-    m2 = DPOT(DPOTConfig(img_size=16, patch_size=4, in_channels=4, out_channels=4, in_timesteps=4, embed_dim=32,
-                         depth=1, n_blocks=4))
+    m2 = DPOT(
+        DPOTConfig(
+            img_size=16, patch_size=4, in_channels=4, out_channels=4, in_timesteps=4, embed_dim=32, depth=1, n_blocks=4
+        )
+    )
     m3 = inflate_2d_to_3d(m2, img_size=8, in_channels=5, out_channels=5)
     w2, w3 = m2.out_layer[4].weight, m3.out_layer[4].weight
     assert torch.equal(w3[:4, :, :, :, 0], w2) and w3.shape[0] == 5

@@ -15,17 +15,29 @@ from dpot.data import BalancedSampler, DatasetMeta, Mixture, write_split
 from dpot.errors import DpotError
 
 TINY = "tiny"  # the packaged preset
-QUICK = ["train.eval_trajectories=1", "train.eval_steps=2", "train.log_every=1", "train.batch_size=4",
-         "data.resolution=native"]
+QUICK = [
+    "train.eval_trajectories=1",
+    "train.eval_steps=2",
+    "train.log_every=1",
+    "train.batch_size=4",
+    "data.resolution=native",
+]
 
 
 def _write(root: Path, name: str, space: tuple[int, ...], n: int = 4, frames: int = 8, seed: int = 0) -> Path:
     """Smooth random periodic fields translated one cell per frame along the first axis (train and test)."""
     rng = np.random.default_rng(seed)
     k2 = sum(np.meshgrid(*[np.fft.fftfreq(s) ** 2 for s in space], indexing="ij"))
-    meta = DatasetMeta(name=name, pde="advection", channels=["u"], space=["x", "y"][:len(space)],
-                       domain=[[0.0, 1.0]] * len(space), boundary=["periodic"] * len(space), dt=0.1,
-                       source="tests")
+    meta = DatasetMeta(
+        name=name,
+        pde="advection",
+        channels=["u"],
+        space=["x", "y"][: len(space)],
+        domain=[[0.0, 1.0]] * len(space),
+        boundary=["periodic"] * len(space),
+        dt=0.1,
+        source="tests",
+    )
     for split in ("train", "test"):
         spec = rng.standard_normal((n, *space)) * np.exp(-40 * k2)
         base = np.fft.ifftn(spec, axes=range(1, len(space) + 1)).real
@@ -39,8 +51,11 @@ def _write(root: Path, name: str, space: tuple[int, ...], n: int = 4, frames: in
 def grids(tmp_path_factory):
     """Three 2D datasets on 8x8, 16x16 and the non-square 8x16 grid."""
     root = tmp_path_factory.mktemp("native")
-    return root, [_write(root, "small", (8, 8), seed=0), _write(root, "big", (16, 16), seed=1),
-                  _write(root, "wide", (8, 16), seed=2)]
+    return root, [
+        _write(root, "small", (8, 8), seed=0),
+        _write(root, "big", (16, 16), seed=1),
+        _write(root, "wide", (8, 16), seed=2),
+    ]
 
 
 def _draw(sampler, n):
@@ -63,8 +78,7 @@ def test_batches_have_one_grid_and_the_balanced_shares(grids):
     ks = _datasets(m, _draw(sampler, 40000)).reshape(-1, 4)
     grid_of = np.array([0, 1, 2, 0])
     assert np.all(grid_of[ks] == grid_of[ks[:, :1]])  # every batch of 4 on one grid
-    np.testing.assert_allclose(np.bincount(ks.ravel(), minlength=4) / ks.size, [1 / 8, 2 / 8, 1 / 8, 4 / 8],
-                               atol=0.02)
+    np.testing.assert_allclose(np.bincount(ks.ravel(), minlength=4) / ks.size, [1 / 8, 2 / 8, 1 / 8, 4 / 8], atol=0.02)
     uniform = BalancedSampler(m, seed=3, balanced=False, group=4)  # shares ∝ trajectories: 4 each
     ks = _datasets(m, _draw(uniform, 40000))
     np.testing.assert_allclose(np.bincount(ks, minlength=4) / ks.size, [0.25] * 4, atol=0.02)
@@ -116,8 +130,9 @@ def test_native_pretrain_resumes_bit_for_bit(grids, tmp_path):
     ref, got = (load_file(str(r / "checkpoint" / "model.safetensors")) for r in (straight, run))
     assert all(torch.equal(ref[k], got[k]) for k in ref)
     lines = [json.loads(s) for s in (straight / "metrics.jsonl").read_text().splitlines()]
-    assert [r["loss"] for r in lines] == [json.loads(s)["loss"] for s in
-                                          (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["loss"] for r in lines] == [
+        json.loads(s)["loss"] for s in (run / "metrics.jsonl").read_text().splitlines()
+    ]
     assert all(len(r["loss_per_dataset"]) == 1 for r in lines)  # one grid per batch: here one dataset each
     assert set(lines[-1]["eval_l2re"]) == {"small", "big", "wide"}
     info = json.loads((straight / "checkpoint" / "config.json").read_text())
@@ -139,8 +154,7 @@ def test_native_grid_must_fit_the_patch(tmp_path, capsys):
     root = tmp_path / "data"
     _write(root, "odd", (8, 6))
     _write(root, "even", (8, 8), seed=1)
-    assert pretrain("--config", TINY, "--out", tmp_path / "run", f"data.root={root}", "train.max_steps=1",
-                    *QUICK) == 2
+    assert pretrain("--config", TINY, "--out", tmp_path / "run", f"data.root={root}", "train.max_steps=1", *QUICK) == 2
     assert "not divisible by the model's patch_size=4" in capsys.readouterr().err
 
 
@@ -150,8 +164,17 @@ def test_native_ddp_ranks_train_on_one_grid_per_step(grids, tmp_path):
 
     root, _ = grids
     run = tmp_path / "run"
-    torchrun("--config", TINY, "--out", str(run), f"data.root={root}", "data.datasets=[small,big,wide]",
-             "train.max_steps=4", *QUICK, tolerate_exit_abort=True)
+    torchrun(
+        "--config",
+        TINY,
+        "--out",
+        str(run),
+        f"data.root={root}",
+        "data.datasets=[small,big,wide]",
+        "train.max_steps=4",
+        *QUICK,
+        tolerate_exit_abort=True,
+    )
     lines = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [1, 2, 3, 4]
     assert all(len(r["loss_per_dataset"]) == 1 for r in lines)

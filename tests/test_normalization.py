@@ -24,8 +24,16 @@ SCALES = ((1e5, 2e2), (0.0, 1e-6), (0.0, 1e-6))  # (mean, amplitude) per channel
 
 
 def _meta(name: str, channels: list[str]) -> DatasetMeta:
-    return DatasetMeta(name=name, pde="shallow_water", channels=channels, space=["x", "y"],
-                       domain=[[0, 1], [0, 1]], boundary=["periodic", "periodic"], dt=0.1, source="tests")
+    return DatasetMeta(
+        name=name,
+        pde="shallow_water",
+        channels=channels,
+        space=["x", "y"],
+        domain=[[0, 1], [0, 1]],
+        boundary=["periodic", "periodic"],
+        dt=0.1,
+        source="tests",
+    )
 
 
 def waves(n: int, res: int, seed: int, scales=SCALES, frames: int = 10) -> np.ndarray:
@@ -48,10 +56,12 @@ def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("phys")
     for split, n, seed in (("train", 8, 0), ("val", 2, 1), ("test", 2, 2)):
         write_split(root / "phys" / f"{split}.h5", _meta("phys", ["h", "u", "v"]), fields=waves(n, 16, seed))
-        write_split(root / "unit" / f"{split}.h5", _meta("unit", ["h", "u", "v"]),
-                    fields=waves(n, 16, seed, scales=((1.0, 0.1), (0.0, 0.5), (0.0, 0.5))))
-    write_split(root / "fine" / "phys_fine" / "test.h5", _meta("phys_fine", ["h", "u", "v"]),
-                fields=waves(2, 32, 3))
+        write_split(
+            root / "unit" / f"{split}.h5",
+            _meta("unit", ["h", "u", "v"]),
+            fields=waves(n, 16, seed, scales=((1.0, 0.1), (0.0, 0.5), (0.0, 0.5))),
+        )
+    write_split(root / "fine" / "phys_fine" / "test.h5", _meta("phys_fine", ["h", "u", "v"]), fields=waves(2, 32, 3))
     return root
 
 
@@ -59,20 +69,50 @@ def data(tmp_path_factory):
 def raw_ckpt(tmp_path_factory):
     """A tiny DPOT checkpoint trained on raw values (no `normalization` entry), as from the generated corpus."""
     torch.manual_seed(0)
-    model = DPOT.from_preset("demo", ndim=2, img_size=[16, 16], in_channels=3, out_channels=3, in_timesteps=4,
-                             **TINY)
+    model = DPOT.from_preset("demo", ndim=2, img_size=[16, 16], in_channels=3, out_channels=3, in_timesteps=4, **TINY)
     return model.save_pretrained(tmp_path_factory.mktemp("ckpt") / "raw")
 
 
 def finetune(ckpt, data_dir, out, *extra: str) -> dict:
-    assert main(["finetune", "--from", str(ckpt), "--data", str(data_dir), "--out", str(out),
-                 "train.max_steps=20", "optim.lr=3e-3", *QUIET, *extra]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--from",
+                str(ckpt),
+                "--data",
+                str(data_dir),
+                "--out",
+                str(out),
+                "train.max_steps=20",
+                "optim.lr=3e-3",
+                *QUIET,
+                *extra,
+            ]
+        )
+        == 0
+    )
     return json.loads((out / "checkpoint" / "config.json").read_text())
 
 
 def evaluate(ckpt, data_dir, out, *extra: str) -> dict:
-    assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(data_dir), "--out", str(out),
-                 "--rollout", "3", *extra]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(ckpt),
+                "--data",
+                str(data_dir),
+                "--out",
+                str(out),
+                "--rollout",
+                "3",
+                *extra,
+            ]
+        )
+        == 0
+    )
     return json.loads((out / "metrics.json").read_text())
 
 
@@ -129,11 +169,28 @@ def test_rollouts_come_back_in_physical_units(data, tuned, tmp_path):
     ckpt = tuned["default"]
     test = waves(2, 16, 2)
     np.save(tmp_path / "hist.npy", test[:, :4])
-    assert main(["rollout", "--checkpoint", str(ckpt), "--input", str(tmp_path / "hist.npy"), "--layout",
-                 "n t x y c", "--steps", "3", "--out", str(tmp_path / "pred.npy")]) == 0
+    assert (
+        main(
+            [
+                "rollout",
+                "--checkpoint",
+                str(ckpt),
+                "--input",
+                str(tmp_path / "hist.npy"),
+                "--layout",
+                "n t x y c",
+                "--steps",
+                "3",
+                "--out",
+                str(tmp_path / "pred.npy"),
+            ]
+        )
+        == 0
+    )
     pred = np.load(tmp_path / "pred.npy")
     assert pred.shape == (2, 3, 16, 16, 3)
     truth = test[:, 4:7]
+
     def norm(a):
         return np.sqrt((a.astype(np.float64) ** 2).sum(axis=(1, 2, 3)))
 
@@ -148,9 +205,26 @@ def test_rollouts_come_back_in_physical_units(data, tuned, tmp_path):
     with torch.no_grad():
         py = dpot.rollout(model, hist, 3, normalizer=dpot.load_normalizer(ckpt)).movedim(-2, 1).numpy()
     np.testing.assert_allclose(py, pred, rtol=1e-5, atol=1e-9)
-    assert main(["rollout", "--checkpoint", str(ckpt), "--input", str(tmp_path / "hist.npy"), "--layout",
-                 "n t x y c", "--steps", "3", "--out", str(tmp_path / "pred2.npy"), "--set",
-                 "interpolate_pos_embed=true"]) == 0  # a load-time option; same grid, same answer
+    assert (
+        main(
+            [
+                "rollout",
+                "--checkpoint",
+                str(ckpt),
+                "--input",
+                str(tmp_path / "hist.npy"),
+                "--layout",
+                "n t x y c",
+                "--steps",
+                "3",
+                "--out",
+                str(tmp_path / "pred2.npy"),
+                "--set",
+                "interpolate_pos_embed=true",
+            ]
+        )
+        == 0
+    )  # a load-time option; same grid, same answer
     np.testing.assert_allclose(np.load(tmp_path / "pred2.npy"), pred, rtol=1e-5, atol=1e-9)
     # evaluate's snapshots are physical too
     from dpot.evaluation.evaluate import evaluate_model, normalizer_for
@@ -167,8 +241,22 @@ def test_evaluation_only_dataset_uses_the_checkpoint_statistics(data, tuned, tmp
     m = evaluate(ckpt, data / "fine", tmp_path / "ev", "--set", "interpolate_pos_embed=true")
     res = m["phys_fine"]
     assert res["resolution"] == [32, 32] and res["l2re"] < 1.0
-    assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(data / "fine"), "--out", str(tmp_path / "x"),
-                 "--set", "embed_dim=64"]) == 2  # would change the weights: one line
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(ckpt),
+                "--data",
+                str(data / "fine"),
+                "--out",
+                str(tmp_path / "x"),
+                "--set",
+                "embed_dim=64",
+            ]
+        )
+        == 2
+    )  # would change the weights: one line
     two = tmp_path / "two" / "phys_uv"  # other channels: the checkpoint's statistics do not apply
     write_split(two / "test.h5", _meta("phys_uv", ["u", "v"]), fields=waves(1, 16, 5)[..., 1:])
     from dpot.evaluation.evaluate import normalizer_for
@@ -179,8 +267,22 @@ def test_evaluation_only_dataset_uses_the_checkpoint_statistics(data, tuned, tmp
 
 def test_auto_leaves_order_one_data_raw_and_mixtures_per_dataset(data, tmp_path):
     run = tmp_path / "pre"
-    assert main(["pretrain", "--config", "tiny", "--out", str(run), f"data.root={data}",
-                 "data.datasets=[phys,unit]", "train.max_steps=2", *QUIET]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--config",
+                "tiny",
+                "--out",
+                str(run),
+                f"data.root={data}",
+                "data.datasets=[phys,unit]",
+                "train.max_steps=2",
+                *QUIET,
+            ]
+        )
+        == 0
+    )
     meta = json.loads((run / "checkpoint" / "config.json").read_text())
     assert list(meta["normalization"]) == ["phys"]  # `unit` is O(1): trained raw, as the reference
     assert dpot.load_normalizer(run / "checkpoint", dataset="phys").encode(torch.tensor([1e5, 0, 0])).abs().max() < 1

@@ -20,8 +20,12 @@ def corpus(tmp_path_factory):
 
 
 def _launch(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "dpot", "pretrain", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dpot", "pretrain", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_checkpoint(proc: subprocess.Popen, run: Path) -> None:
@@ -36,8 +40,16 @@ def _wait_for_checkpoint(proc: subprocess.Popen, run: Path) -> None:
 
 def test_second_run_refused_and_killed_run_resumes(corpus, tmp_path):
     run = tmp_path / "run"
-    first = _launch("--config", TINY, "--out", run, f"data.root={corpus}", "train.max_steps=100000",
-                    "train.checkpoint_every=1", *QUICK)
+    first = _launch(
+        "--config",
+        TINY,
+        "--out",
+        run,
+        f"data.root={corpus}",
+        "train.max_steps=100000",
+        "train.checkpoint_every=1",
+        *QUICK,
+    )
     _wait_for_checkpoint(first, run)
     second = _launch("--resume", run, "train.max_steps=2")  # a new run is refused anyway (a checkpoint exists)
     _, err = second.communicate(timeout=120)

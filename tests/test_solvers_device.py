@@ -27,8 +27,11 @@ def test_adaptive_sub_steps_make_no_host_read(host_reads):
     vort = ns2d_vorticity.VorticitySolver(16, torch.full((2,), 1e-3), ns2d_vorticity.fno_forcing(16))
     sw = shallow_water.ShallowWaterSolver(0.1, 0.1)
     vel = ns3d.VelocitySolver3D(8, torch.full((2,), 1e-2), 0.5, "cpu")
-    states = [(vort, torch.fft.rfft2(w0)), (sw, 1.0 + 0.1 * torch.rand(2, 3, 16, 16)),
-              (vel, vel.project(torch.fft.rfftn(torch.randn(2, 3, 8, 8, 8), dim=(-3, -2, -1))))]
+    states = [
+        (vort, torch.fft.rfft2(w0)),
+        (sw, 1.0 + 0.1 * torch.rand(2, 3, 16, 16)),
+        (vel, vel.project(torch.fft.rfftn(torch.randn(2, 3, 8, 8, 8), dim=(-3, -2, -1)))),
+    ]
     for solver, state in states:
         solver.step(state, solver.max_step(state).double())  # warm-up (per-device constants)
         host_reads.reset()

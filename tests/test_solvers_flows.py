@@ -146,18 +146,22 @@ def test_cavity_reaches_ghia_steady_state_at_re100():
     u = sim.u[0, n // 2].numpy()  # vertical centre line
     y = (np.arange(n) + 0.5) / n
     gy = np.array([0.9766, 0.9531, 0.8516, 0.7344, 0.6172, 0.5, 0.4531, 0.2813, 0.1719, 0.1016, 0.0625])
-    gu = np.array([0.84123, 0.68717, 0.23151, 0.00332, -0.13641, -0.20581, -0.2109, -0.15662, -0.1015,
-                   -0.06434, -0.04192])  # Ghia, Ghia & Shin (1982), Re = 100
+    gu = np.array(
+        [0.84123, 0.68717, 0.23151, 0.00332, -0.13641, -0.20581, -0.2109, -0.15662, -0.1015, -0.06434, -0.04192]
+    )  # Ghia, Ghia & Shin (1982), Re = 100
     assert np.abs(np.interp(gy, y, u) - gu).max() < 0.03
 
 
-@pytest.mark.parametrize(("call", "needle"), [
-    (lambda: cavity.simulate(1, res=16, frames=2, nu=[0.1, 0.01]), "nu range"),
-    (lambda: cavity.simulate(1, res=4, frames=2), "res >= 8"),
-    (lambda: buoyancy.simulate(1, res=16, frames=2, buoyancy=[0.5, 0.2]), "buoyancy range"),
-    (lambda: buoyancy.simulate(1, res=16, frames=2, nu=-1.0), "nu must be >= 0"),
-    (lambda: cns.simulate(1, res=16, frames=2, eta=-0.1), "eta, zeta >= 0"),
-])
+@pytest.mark.parametrize(
+    ("call", "needle"),
+    [
+        (lambda: cavity.simulate(1, res=16, frames=2, nu=[0.1, 0.01]), "nu range"),
+        (lambda: cavity.simulate(1, res=4, frames=2), "res >= 8"),
+        (lambda: buoyancy.simulate(1, res=16, frames=2, buoyancy=[0.5, 0.2]), "buoyancy range"),
+        (lambda: buoyancy.simulate(1, res=16, frames=2, nu=-1.0), "nu must be >= 0"),
+        (lambda: cns.simulate(1, res=16, frames=2, eta=-0.1), "eta, zeta >= 0"),
+    ],
+)
 def test_bad_parameters_are_one_clear_error(call, needle):
     with pytest.raises(DpotError, match=needle):
         call()

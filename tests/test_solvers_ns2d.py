@@ -96,8 +96,9 @@ def test_bad_parameters_and_nan_are_clear_errors():
         return state
 
     with pytest.raises(DpotError, match=r"trajectory 6 became NaN/Inf at t=0\.5"):
-        integrate_frames(torch.zeros(3, 4), 3, 0.5, step, lambda s: torch.full((3,), 0.1), lambda s: s,
-                         name="test", start=5)
+        integrate_frames(
+            torch.zeros(3, 4), 3, 0.5, step, lambda s: torch.full((3,), 0.1), lambda s: s, name="test", start=5
+        )
 
 
 def test_unforced_energy_budget():

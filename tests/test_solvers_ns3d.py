@@ -20,8 +20,9 @@ def test_abc_flow_decays_exactly():
     x = torch.arange(res, dtype=torch.float64) * (2 * math.pi / res)
     X, Y, Z = torch.meshgrid(x, x, x, indexing="ij")
     a, b, c = 1.0, 0.7, 0.4
-    u0 = torch.stack((a * torch.sin(Z) + c * torch.cos(Y), b * torch.sin(X) + a * torch.cos(Z),
-                      c * torch.sin(Y) + b * torch.cos(X)))[None]
+    u0 = torch.stack(
+        (a * torch.sin(Z) + c * torch.cos(Y), b * torch.sin(X) + a * torch.cos(Z), c * torch.sin(Y) + b * torch.cos(X))
+    )[None]
     solver = ns3d.VelocitySolver3D(res, torch.full((1,), nu, dtype=torch.float64))
     u = solver.run(u0.float(), frames=3, dt=1.0)
     for f in range(3):

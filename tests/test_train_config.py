@@ -35,8 +35,9 @@ class Outer:
 def test_yaml_then_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("inner: {n: 3, lr: 1e-3}\nname: run\n")
-    cfg = load_config(Outer, path, ["inner.kind=b", "inner.size=[32, 32]", "inner.weights.swe=3",
-                                    "flag=true", "name=007"])
+    cfg = load_config(
+        Outer, path, ["inner.kind=b", "inner.size=[32, 32]", "inner.weights.swe=3", "flag=true", "name=007"]
+    )
     assert cfg.inner.n == 3 and cfg.inner.lr == pytest.approx(1e-3)  # "1e-3" is a YAML 1.1 string
     assert cfg.inner.kind == "b" and cfg.inner.size == [32, 32] and cfg.inner.weights == {"swe": 3.0}
     assert cfg.flag is True and cfg.name == "007"  # a str key keeps the text
@@ -44,15 +45,18 @@ def test_yaml_then_overrides(tmp_path):
     assert load_config(Outer, tmp_path / "back.yaml") == cfg
 
 
-@pytest.mark.parametrize("override, words", [
-    (["inner.nn=3"], ["inner.nn", "did you mean 'n'"]),
-    (["innr.n=3"], ["innr"]),
-    (["inner.n=abc"], ["inner.n", "integer"]),
-    (["inner.kind=c"], ["inner.kind", "'a'"]),
-    (["flag=maybe"], ["flag", "true or false"]),
-    (["inner.size=[1, x]"], ["inner.size[1]"]),
-    (["inner.n"], ["key=value"]),
-])
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        (["inner.nn=3"], ["inner.nn", "did you mean 'n'"]),
+        (["innr.n=3"], ["innr"]),
+        (["inner.n=abc"], ["inner.n", "integer"]),
+        (["inner.kind=c"], ["inner.kind", "'a'"]),
+        (["flag=maybe"], ["flag", "true or false"]),
+        (["inner.size=[1, x]"], ["inner.size[1]"]),
+        (["inner.n"], ["key=value"]),
+    ],
+)
 def test_errors_name_the_key(override, words):
     with pytest.raises(DpotError) as err:
         load_config(Outer, None, override)
@@ -95,8 +99,11 @@ def test_preset_names_and_paths(tmp_path):
 def test_numeric_keys_are_checked_all_at_once():
     """The values the reliability issue found accepted, each reported on its own line in one error."""
     with pytest.raises(DpotError) as err:
-        load_config(PretrainConfig, None, ["optim.clip_grad=-1", "optim.lr=inf", "train.noise=nan",
-                                           "data.n_trajectories=0", "train.bogus=1"])
+        load_config(
+            PretrainConfig,
+            None,
+            ["optim.clip_grad=-1", "optim.lr=inf", "train.noise=nan", "data.n_trajectories=0", "train.bogus=1"],
+        )
     lines = str(err.value).splitlines()
     assert len(lines) == 5 and lines[0].startswith("unknown config key 'train.bogus'")
     assert set(lines[1:]) == {

@@ -17,10 +17,21 @@ EXIT_ABORT = "terminate called without an active exception"
 
 
 def torchrun(*args: str, tolerate_exit_abort: bool = False) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "dpot", "pretrain", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "dpot",
+        "pretrain",
+        *args,
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    )
     ok = proc.returncode == 0 or (tolerate_exit_abort and EXIT_ABORT in proc.stderr)
     assert ok, proc.stderr[-3000:]
     return proc
@@ -29,8 +40,18 @@ def torchrun(*args: str, tolerate_exit_abort: bool = False) -> subprocess.Comple
 def test_ddp_two_ranks_shard_the_sampler_and_resume(tmp_path):
     corpus = make_corpus(tmp_path / "data")
     run = tmp_path / "run"
-    torchrun("--config", TINY, "--out", str(run), f"data.root={corpus}", "train.max_steps=3",
-             "train.checkpoint_every=2", "train.batch_size=4", *QUICK, tolerate_exit_abort=True)
+    torchrun(
+        "--config",
+        TINY,
+        "--out",
+        str(run),
+        f"data.root={corpus}",
+        "train.max_steps=3",
+        "train.checkpoint_every=2",
+        "train.batch_size=4",
+        *QUICK,
+        tolerate_exit_abort=True,
+    )
     state = torch.load(run / "checkpoint" / "training_state.pt", weights_only=True)
     assert state["world_size"] == 2 and state["step"] == 3
     assert [s["rank"] for s in state["sampler"]] == [0, 1]
@@ -38,8 +59,9 @@ def test_ddp_two_ranks_shard_the_sampler_and_resume(tmp_path):
     assert not torch.equal(state["rng"][0]["noise"], state["rng"][1]["noise"])  # independent noise per rank
     before = weights(run)
     proc = torchrun("--resume", str(run), "train.max_steps=5", tolerate_exit_abort=True)
-    assert [line for line in proc.stdout.splitlines() if line.startswith("step ")] == \
-        [line for line in proc.stdout.splitlines() if line.startswith("step 5: loss")]  # one report
+    assert [line for line in proc.stdout.splitlines() if line.startswith("step ")] == [
+        line for line in proc.stdout.splitlines() if line.startswith("step 5: loss")
+    ]  # one report
     assert proc.stdout.count("step 5: loss") == 1  # only rank 0 reports
     assert [r["step"] for r in metrics(run)] == [1, 2, 3, 4, 5]
     after = weights(run)
@@ -55,8 +77,19 @@ def test_fsdp_checkpoint_and_resume(tmp_path):
 
     corpus = make_corpus(tmp_path / "data")
     run = tmp_path / "run"
-    torchrun("--config", TINY, f"data.root={corpus}", "train.strategy=fsdp", "train.checkpoint_every=2",
-             "--out", str(run), "train.max_steps=2", "train.batch_size=4", *QUICK, tolerate_exit_abort=True)
+    torchrun(
+        "--config",
+        TINY,
+        f"data.root={corpus}",
+        "train.strategy=fsdp",
+        "train.checkpoint_every=2",
+        "--out",
+        str(run),
+        "train.max_steps=2",
+        "train.batch_size=4",
+        *QUICK,
+        tolerate_exit_abort=True,
+    )
     assert load_model(run / "checkpoint").num_parameters() == sum(t.numel() for t in weights(run).values())
     torchrun("--resume", str(run), "train.max_steps=3", tolerate_exit_abort=True)
     state = torch.load(run / "checkpoint" / "training_state.pt", weights_only=True)
@@ -133,14 +166,32 @@ def test_ddp_and_fsdp_class_head_accumulation_and_bf16(tmp_path):
     all-reduce buckets, FSDP reduce-scatters); FSDP with bf16 keeps fp32 weights and trains."""
     corpus = make_corpus(tmp_path / "data", frames=8, n_train=4, n_test=1)
     (tmp_path / "probe.py").write_text(PROBE)
-    runs = ["ddp1,train.cls_weight=0.1,train.t_ar=2,train.pushforward=true",
-            "ddp2,train.cls_weight=0.1,train.t_ar=2,train.pushforward=true,train.grad_accum=2",
-            "ddp0,train.grad_accum=2",
-            "fsdp1,train.strategy=fsdp", "fsdp2,train.strategy=fsdp,train.grad_accum=2",
-            "fsdp_bf16,train.strategy=fsdp,train.precision=bf16"]
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           str(tmp_path / "probe.py"), str(corpus), str(tmp_path), *runs], capture_output=True,
-                          text=True, timeout=600, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    runs = [
+        "ddp1,train.cls_weight=0.1,train.t_ar=2,train.pushforward=true",
+        "ddp2,train.cls_weight=0.1,train.t_ar=2,train.pushforward=true,train.grad_accum=2",
+        "ddp0,train.grad_accum=2",
+        "fsdp1,train.strategy=fsdp",
+        "fsdp2,train.strategy=fsdp,train.grad_accum=2",
+        "fsdp_bf16,train.strategy=fsdp,train.precision=bf16",
+    ]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(tmp_path / "probe.py"),
+            str(corpus),
+            str(tmp_path),
+            *runs,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
     assert (tmp_path / "results.json").is_file(), proc.stderr[-3000:]
     res = json.loads((tmp_path / "results.json").read_text())
     for name, r in res.items():

@@ -37,10 +37,17 @@ def _heat(rng, n, frames, res, nu=0.02):
 def make_corpus(root: Path, res: int = 16, frames: int = 12, n_train: int = 8, n_test: int = 2) -> Path:
     """Two small 2D datasets in the canonical format (1 and 2 channels), train and test splits."""
     rng = np.random.default_rng(0)
-    for name, fn, pde, channels in (("advect", _advection, "advection", ["u"]),
-                                    ("heat", _heat, "other", ["a", "b"])):
-        meta = DatasetMeta(name=name, pde=pde, channels=channels, space=["x", "y"], domain=[[0, 1], [0, 1]],
-                           boundary=["periodic", "periodic"], dt=0.1, source="tests")
+    for name, fn, pde, channels in (("advect", _advection, "advection", ["u"]), ("heat", _heat, "other", ["a", "b"])):
+        meta = DatasetMeta(
+            name=name,
+            pde=pde,
+            channels=channels,
+            space=["x", "y"],
+            domain=[[0, 1], [0, 1]],
+            boundary=["periodic", "periodic"],
+            dt=0.1,
+            source="tests",
+        )
         for split, n in (("train", n_train), ("test", n_test)):
             write_split(root / name / f"{split}.h5", meta, fields=fn(rng, n, frames, res))
     return root
@@ -75,8 +82,19 @@ def corpus(tmp_path_factory):
 def straight(corpus, tmp_path_factory):
     """A run taken straight to step 12 (checkpoints every 3): the reference for the resume tests."""
     run = tmp_path_factory.mktemp("straight") / "run"
-    assert pretrain("--config", TINY, "--out", run, f"data.root={corpus}", "train.max_steps=12",
-                    "train.checkpoint_every=3", *QUICK) == 0
+    assert (
+        pretrain(
+            "--config",
+            TINY,
+            "--out",
+            run,
+            f"data.root={corpus}",
+            "train.max_steps=12",
+            "train.checkpoint_every=3",
+            *QUICK,
+        )
+        == 0
+    )
     return run
 
 
@@ -84,8 +102,10 @@ def test_loss_falls_and_checkpoint_is_complete(corpus, tmp_path):
     from dpot.models import load_model
 
     run = tmp_path / "run"
-    assert pretrain("--config", TINY, "--out", run, f"data.root={corpus}", "train.max_steps=40",
-                    "optim.lr=6e-3", *QUICK) == 0
+    assert (
+        pretrain("--config", TINY, "--out", run, f"data.root={corpus}", "train.max_steps=40", "optim.lr=6e-3", *QUICK)
+        == 0
+    )
     lines = metrics(run)
     assert [r["step"] for r in lines] == list(range(1, 41))
     start = np.mean([r["loss"] for r in lines[:3]])
@@ -111,8 +131,20 @@ def test_loss_falls_and_checkpoint_is_complete(corpus, tmp_path):
 def test_stop_and_resume_equals_straight_run(corpus, straight, tmp_path, workers):
     """Also with DataLoader workers (their prefetching does not move the resume point; `straight` has none)."""
     run = tmp_path / "run"
-    assert pretrain("--config", TINY, "--out", run, f"data.root={corpus}", "train.max_steps=5",
-                    "train.checkpoint_every=3", f"data.num_workers={workers}", *QUICK) == 0
+    assert (
+        pretrain(
+            "--config",
+            TINY,
+            "--out",
+            run,
+            f"data.root={corpus}",
+            "train.max_steps=5",
+            "train.checkpoint_every=3",
+            f"data.num_workers={workers}",
+            *QUICK,
+        )
+        == 0
+    )
     assert pretrain("--resume", run, "train.max_steps=12") == 0
     ref, got = weights(straight), weights(run)
     assert all(torch.equal(ref[k], got[k]) for k in ref)
@@ -122,7 +154,6 @@ def test_stop_and_resume_equals_straight_run(corpus, straight, tmp_path, workers
     assert [r["loss"] for r in metrics(run)] == [r["loss"] for r in metrics(straight)]
 
 
-
 def test_time_limit_stops_with_a_resumable_checkpoint(corpus, straight, tmp_path):
     """`stop_at` in the past: one step, a checkpoint, and a resume that ends where a straight run does."""
     import time
@@ -130,21 +161,39 @@ def test_time_limit_stops_with_a_resumable_checkpoint(corpus, straight, tmp_path
     from dpot.training import load_pretrain_config, run_pretrain
 
     run = tmp_path / "run"
-    cfg = load_pretrain_config(TINY, [f"data.root={corpus}", "train.max_steps=12", "train.checkpoint_every=3",
-                                      *QUICK, f"out={run}"])
+    cfg = load_pretrain_config(
+        TINY, [f"data.root={corpus}", "train.max_steps=12", "train.checkpoint_every=3", *QUICK, f"out={run}"]
+    )
     result = run_pretrain(cfg, stop_at=time.perf_counter())
     assert result.interrupted == "time budget" and result.step == 1
     assert pretrain("--resume", run, "train.max_steps=12") == 0
     ref, got = weights(straight), weights(run)
     assert all(torch.equal(ref[k], got[k]) for k in ref)
 
+
 def _launch(corpus, run, *extra):
     import subprocess
     import sys
 
-    return subprocess.Popen([sys.executable, "-m", "dpot", "pretrain", "--config", TINY, "--out", str(run),
-                             f"data.root={corpus}", "train.checkpoint_every=3", *QUICK, *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dpot",
+            "pretrain",
+            "--config",
+            TINY,
+            "--out",
+            str(run),
+            f"data.root={corpus}",
+            "train.checkpoint_every=3",
+            *QUICK,
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_step(proc, run: Path, step: int) -> None:
@@ -153,8 +202,9 @@ def _wait_for_step(proc, run: Path, step: int) -> None:
     deadline = time.time() + 60
     while time.time() < deadline:
         path = run / "metrics.jsonl"
-        if path.exists() and any(json.loads(s)["step"] >= step for s in path.read_text().splitlines()
-                                 if s.endswith("}")):
+        if path.exists() and any(
+            json.loads(s)["step"] >= step for s in path.read_text().splitlines() if s.endswith("}")
+        ):
             return
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.02)
@@ -191,27 +241,73 @@ def test_options_run_and_grad_accumulation_is_exact(corpus, tmp_path):
     """Pushforward multi-step, class loss, coupled Adam with cycled beta1, bf16 autocast; and 2x4 accumulated
     == 1x8."""
     run = tmp_path / "opts"
-    assert pretrain("--config", TINY, "--out", run, f"data.root={corpus}", "train.max_steps=2",
-                    "train.t_ar=2", "train.pushforward=true", "train.cls_weight=0.1", "optim.name=adam",
-                    "optim.schedule=onecycle", "optim.cycle_beta1=true", "train.noise=5e-4", "train.precision=bf16",
-                    "train.noise_mode=reference", *QUICK) == 0
+    assert (
+        pretrain(
+            "--config",
+            TINY,
+            "--out",
+            run,
+            f"data.root={corpus}",
+            "train.max_steps=2",
+            "train.t_ar=2",
+            "train.pushforward=true",
+            "train.cls_weight=0.1",
+            "optim.name=adam",
+            "optim.schedule=onecycle",
+            "optim.cycle_beta1=true",
+            "train.noise=5e-4",
+            "train.precision=bf16",
+            "train.noise_mode=reference",
+            *QUICK,
+        )
+        == 0
+    )
     assert all(math.isfinite(r["loss"]) for r in metrics(run))
     runs = []
     for i, (batch, accum) in enumerate(((8, 1), (4, 2))):
         runs.append(tmp_path / f"acc{i}")
-        assert pretrain("--config", TINY, "--out", runs[-1], f"data.root={corpus}", "train.max_steps=2",
-                        *QUICK, f"train.batch_size={batch}", f"train.grad_accum={accum}", "train.noise=0") == 0
+        assert (
+            pretrain(
+                "--config",
+                TINY,
+                "--out",
+                runs[-1],
+                f"data.root={corpus}",
+                "train.max_steps=2",
+                *QUICK,
+                f"train.batch_size={batch}",
+                f"train.grad_accum={accum}",
+                "train.noise=0",
+            )
+            == 0
+        )
     a, b = weights(runs[0]), weights(runs[1])
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
 
 
 def test_repeated_nan_stops_with_step_and_dataset(tmp_path, capsys):
-    meta = DatasetMeta(name="blowup", pde="other", channels=["u"], space=["x", "y"], domain=[[0, 1], [0, 1]],
-                       boundary=["periodic", "periodic"])
-    write_split(tmp_path / "data" / "blowup" / "train.h5", meta,
-                fields=np.full((2, 8, 16, 16, 1), 3e38, dtype=np.float32))
-    code = pretrain("--config", TINY, "--out", tmp_path / "run", f"data.root={tmp_path / 'data'}",
-                    "train.noise=0", "train.max_bad_steps=2", "train.max_steps=5", "data.normalize=false")
+    meta = DatasetMeta(
+        name="blowup",
+        pde="other",
+        channels=["u"],
+        space=["x", "y"],
+        domain=[[0, 1], [0, 1]],
+        boundary=["periodic", "periodic"],
+    )
+    write_split(
+        tmp_path / "data" / "blowup" / "train.h5", meta, fields=np.full((2, 8, 16, 16, 1), 3e38, dtype=np.float32)
+    )
+    code = pretrain(
+        "--config",
+        TINY,
+        "--out",
+        tmp_path / "run",
+        f"data.root={tmp_path / 'data'}",
+        "train.noise=0",
+        "train.max_bad_steps=2",
+        "train.max_steps=5",
+        "data.normalize=false",
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "step 1: non-finite loss on blowup (" in err and "train.h5 trajectory " in err
@@ -223,8 +319,7 @@ def test_bad_input_is_one_line(corpus, tmp_path, capsys):
     out = tmp_path / "r"
     assert pretrain("--config", TINY, "--out", out, f"data.root={corpus}", "train.max_stepz=3") == 2
     assert "train.max_stepz" in capsys.readouterr().err
-    assert pretrain("--config", TINY, "--out", tmp_path / "r", f"data.root={corpus}",
-                    "data.datasets=[nope]") == 2
+    assert pretrain("--config", TINY, "--out", tmp_path / "r", f"data.root={corpus}", "data.datasets=[nope]") == 2
     assert "nope" in capsys.readouterr().err
     assert pretrain("--resume", tmp_path / "missing") == 2
     assert "not a run directory" in capsys.readouterr().err

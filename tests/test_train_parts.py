@@ -60,8 +60,9 @@ def test_onecycle_matches_torch_including_beta1():
     cfg = OptimConfig(lr=1e-3, warmup=0.2, schedule="onecycle", cycle_beta1=True, betas=[0.9, 0.9])
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.Adam([p], lr=1e-3, betas=(0.9, 0.9))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=50, pct_start=0.2,
-                                                div_factor=1e4, final_div_factor=1e4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=1e-3, total_steps=50, pct_start=0.2, div_factor=1e4, final_div_factor=1e4
+    )
     for step in range(50):
         assert lr_at(cfg, step, 50) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9, abs=1e-15)
         assert beta1_at(cfg, step, 50) == pytest.approx(opt.param_groups[0]["betas"][0])

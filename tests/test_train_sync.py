@@ -17,8 +17,18 @@ from dpot.training.trainer import Trainer
 
 
 def _trainer(root, run, *overrides) -> Trainer:
-    cfg = load_pretrain_config(TINY, [f"data.root={root}", "train.batch_size=2", "data.num_workers=0",
-                                      "train.eval_trajectories=1", "train.eval_steps=2", *overrides, f"out={run}"])
+    cfg = load_pretrain_config(
+        TINY,
+        [
+            f"data.root={root}",
+            "train.batch_size=2",
+            "data.num_workers=0",
+            "train.eval_trajectories=1",
+            "train.eval_steps=2",
+            *overrides,
+            f"out={run}",
+        ],
+    )
     mixture = build_mixture(cfg, select_datasets(cfg.data), t_ar=cfg.train.t_ar)
     torch.manual_seed(0)
     return Trainer(build_model(cfg, mixture), mixture, cfg.train, cfg.optim, run, num_workers=0)
@@ -26,6 +36,7 @@ def _trainer(root, run, *overrides) -> Trainer:
 
 def _uncounted(host_reads, fn):
     """`fn` with its tensor reads left out of the count (host-side work: the loader, logs, checkpoints)."""
+
     def wrapped(*args, **kwargs):
         saved = dict(host_reads.calls)
         try:
@@ -33,6 +44,7 @@ def _uncounted(host_reads, fn):
         finally:
             host_reads.calls.clear()
             host_reads.calls.update(saved)
+
     return wrapped
 
 
@@ -56,8 +68,9 @@ def _count_per_step(trainer: Trainer, host_reads, monkeypatch) -> list[int]:
     def setup_(self, resume):
         setup(self, resume)
         loader = self.loader
-        self.loader = type("Loader", (), {"__iter__": lambda _: iter(_uncounted(host_reads, iter(loader).__next__),
-                                                                      None)})()
+        self.loader = type(
+            "Loader", (), {"__iter__": lambda _: iter(_uncounted(host_reads, iter(loader).__next__), None)}
+        )()
 
     monkeypatch.setattr(torch.Tensor, "to", to)
     monkeypatch.setattr(Trainer, "_queue", queue_)
@@ -72,8 +85,16 @@ def _count_per_step(trainer: Trainer, host_reads, monkeypatch) -> list[int]:
 def test_a_training_step_reads_the_device_at_most_once(tmp_path, host_reads, monkeypatch):
     """Multi-step rollout with a class loss, accumulation and clipping: <= 1 read per step between logs."""
     corpus = make_corpus(tmp_path / "data", frames=8, n_train=2, n_test=1)
-    trainer = _trainer(corpus, tmp_path / "run", "train.max_steps=6", "train.log_every=100", "train.t_ar=2",
-                       "train.cls_weight=0.1", "train.grad_accum=2", "train.checkpoint_every=100")
+    trainer = _trainer(
+        corpus,
+        tmp_path / "run",
+        "train.max_steps=6",
+        "train.log_every=100",
+        "train.t_ar=2",
+        "train.cls_weight=0.1",
+        "train.grad_accum=2",
+        "train.checkpoint_every=100",
+    )
     per_step = _count_per_step(trainer, host_reads, monkeypatch)
     assert len(per_step) == 5 and max(per_step) <= 1, per_step
 
@@ -81,13 +102,28 @@ def test_a_training_step_reads_the_device_at_most_once(tmp_path, host_reads, mon
 def test_bad_steps_are_skipped_on_the_device(tmp_path, host_reads, monkeypatch, capsys):
     """Every step diverges (t_ar=2 rollout of huge values), skipped on the device: weights and AdamW state as if no
     step had run (moments zero, step counters 0), each skip reported with its step, the run then stops."""
-    meta = DatasetMeta(name="blowup", pde="other", channels=["u"], space=["x", "y"], domain=[[0, 1], [0, 1]],
-                       boundary=["periodic", "periodic"])
-    write_split(tmp_path / "data" / "blowup" / "train.h5", meta,
-                fields=np.full((2, 8, 16, 16, 1), 3e38, dtype=np.float32))
-    trainer = _trainer(tmp_path / "data", tmp_path / "run", "train.max_steps=5", "train.log_every=100",
-                       "train.t_ar=2", "train.noise=0", "train.max_bad_steps=4", "train.checkpoint_every=100",
-                       "data.normalize=false")
+    meta = DatasetMeta(
+        name="blowup",
+        pde="other",
+        channels=["u"],
+        space=["x", "y"],
+        domain=[[0, 1], [0, 1]],
+        boundary=["periodic", "periodic"],
+    )
+    write_split(
+        tmp_path / "data" / "blowup" / "train.h5", meta, fields=np.full((2, 8, 16, 16, 1), 3e38, dtype=np.float32)
+    )
+    trainer = _trainer(
+        tmp_path / "data",
+        tmp_path / "run",
+        "train.max_steps=5",
+        "train.log_every=100",
+        "train.t_ar=2",
+        "train.noise=0",
+        "train.max_bad_steps=4",
+        "train.checkpoint_every=100",
+        "data.normalize=false",
+    )
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     with pytest.raises(trainer_mod.DpotError, match="NaN/Inf loss at step 4 on dataset"):
         _count_per_step(trainer, host_reads, monkeypatch)
@@ -151,4 +187,3 @@ def test_tf32_policy_is_set_for_the_block_and_restored():
         with tf32_policy(enabled):
             assert torch.backends.cuda.matmul.allow_tf32 is enabled and torch.backends.cudnn.allow_tf32 is enabled
         assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == old
-

@@ -13,8 +13,10 @@ from dpot.io import prune_empty_dirs
 # name -> (module in dpot.commands, one-line help). Each module defines add_arguments(parser) and run(args).
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("generate", "run the built-in PDE solvers and write canonical datasets"),
-    "convert": ("convert", "import a public dataset (fno-mat, pdebench, pdearena, the-well, cfdbench, neuralop, "
-                "dpot-ref, arrays)"),
+    "convert": (
+        "convert",
+        "import a public dataset (fno-mat, pdebench, pdearena, the-well, cfdbench, neuralop, dpot-ref, arrays)",
+    ),
     "info": ("info", "describe a dataset folder or a checkpoint"),
     "pretrain": ("pretrain", "auto-regressive denoising pre-training on a dataset mixture"),
     "finetune": ("finetune", "fine-tune a checkpoint on one task"),
@@ -27,8 +29,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dpot", description="DPOT: PDE foundation models (pre-train, fine-tune, "
-                                     "evaluate, roll out).")
+    parser = argparse.ArgumentParser(
+        prog="dpot", description="DPOT: PDE foundation models (pre-train, fine-tune, evaluate, roll out)."
+    )
     from dpot import __version__
 
     parser.add_argument("--version", action="version", version=f"dpot {__version__}")

@@ -42,8 +42,12 @@ class Bounds:
         """Why `value` is out of range, or None."""
         if value is None:
             return None
-        ok = ((self.gt is None or value > self.gt) and (self.ge is None or value >= self.ge)
-              and (self.lt is None or value < self.lt) and (self.le is None or value <= self.le))
+        ok = (
+            (self.gt is None or value > self.gt)
+            and (self.ge is None or value >= self.ge)
+            and (self.lt is None or value < self.lt)
+            and (self.le is None or value <= self.le)
+        )
         if ok:
             return None
         low = f"> {self.gt:g}" if self.gt is not None else f">= {self.ge:g}" if self.ge is not None else ""
@@ -52,8 +56,15 @@ class Bounds:
         return text + (f" or null ({self.null})" if self.null else "")
 
 
-def num(default: Any, *, gt: float | None = None, ge: float | None = None, lt: float | None = None,
-        le: float | None = None, null: str | None = None) -> Any:
+def num(
+    default: Any,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+    null: str | None = None,
+) -> Any:
     """A numeric dataclass field with a checked range: ``clip_grad: float | None = num(1.0, gt=0, null="no
     clipping")``. Every float field (with or without `num`) must also be finite."""
     return dataclasses.field(default=default, metadata={"bounds": Bounds(gt, ge, lt, le, null)})
@@ -214,8 +225,11 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "") ->
             kwargs[name] = _coerce(hints[name], value, key)
         except DpotError as exc:
             problems.extend(str(exc).splitlines())
-    missing = [n for n, f in fields.items() if n not in kwargs and f.default is dataclasses.MISSING
-               and f.default_factory is dataclasses.MISSING]
+    missing = [
+        n
+        for n, f in fields.items()
+        if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     if missing:
         where = f"{prefix}." if prefix else ""
         problems.append(f"config key {where}{missing[0]!r} is required but not set")
@@ -244,8 +258,9 @@ def to_dict(obj: Any) -> Any:
 def _parse_value(raw: str, tp: Any) -> Any:
     """Parse the text after '=' as YAML, except where the key wants a plain string."""
     is_null = raw.strip().lower() in ("null", "none", "~")
-    wants_str = tp is str or (typing.get_origin(tp) in (Union, types.UnionType)
-                              and str in typing.get_args(tp) and not is_null)
+    wants_str = tp is str or (
+        typing.get_origin(tp) in (Union, types.UnionType) and str in typing.get_args(tp) and not is_null
+    )
     if wants_str:
         return raw
     try:
@@ -265,7 +280,7 @@ def _field_type(cls: type, path: list[str]) -> tuple[Any, int]:
             return tp, depth
         hints = _hints(base)
         if part not in hints:
-            raise _unknown(".".join(path[:depth + 1]), [f.name for f in dataclasses.fields(base)])
+            raise _unknown(".".join(path[: depth + 1]), [f.name for f in dataclasses.fields(base)])
         tp = hints[part]
     return tp, len(path)
 
@@ -369,13 +384,19 @@ def _moved(cls: type, data: dict[str, Any], overrides: Iterable[str]) -> tuple[d
                     target[part] = {}
                 target = target[part]
             target.setdefault(new_leaf, value)
-        overrides = [f"{new}={item.split('=', 1)[1]}" if item.split("=", 1)[0].strip() == old and "=" in item
-                     else item for item in overrides]
+        overrides = [
+            f"{new}={item.split('=', 1)[1]}" if item.split("=", 1)[0].strip() == old and "=" in item else item
+            for item in overrides
+        ]
     return data, overrides
 
 
-def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: Iterable[str] = (),
-                base: Mapping[str, Any] | None = None) -> T:
+def load_config(
+    cls: type[T],
+    path: str | os.PathLike | None = None,
+    overrides: Iterable[str] = (),
+    base: Mapping[str, Any] | None = None,
+) -> T:
     """`cls` from `base` (a mapping), then the YAML file at `path`, then the dotted `overrides`."""
     data: dict[str, Any] = _deep_merge(dict(base or {}), read_yaml(path) if path is not None else {})
     data, overrides = _moved(cls, data, overrides)

@@ -129,13 +129,16 @@ def read_text_file(path: str | os.PathLike) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise DpotError(f"{path}: not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x}); save it "
-                        "as UTF-8") from None
+        raise DpotError(
+            f"{path}: not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x}); save it as UTF-8"
+        ) from None
 
 
 def _damaged(path: str | os.PathLike, exc: BaseException) -> DpotError:
-    return DpotError(f"{path}: not a readable safetensors file ({exc}); it is truncated or was not written by "
-                     "dpot: re-save or re-download it")
+    return DpotError(
+        f"{path}: not a readable safetensors file ({exc}); it is truncated or was not written by "
+        "dpot: re-save or re-download it"
+    )
 
 
 def read_safetensors(path: str | os.PathLike, device: str = "cpu") -> dict:

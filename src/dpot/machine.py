@@ -25,9 +25,14 @@ def machine_info(device: Any = "cpu") -> dict[str, Any]:
     from dpot import __version__
 
     info: dict[str, Any] = {
-        "cpu": _cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-        "dpot": __version__, "loadavg_1min_at_start": os.getloadavg()[0],
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "dpot": __version__,
+        "loadavg_1min_at_start": os.getloadavg()[0],
     }
     try:
         info["ram_gib"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
@@ -45,6 +50,8 @@ def machine_label(info: dict[str, Any]) -> str:
     load = info.get("loadavg_1min_at_start", info.get("load_average_start", [None]))
     load = load[0] if isinstance(load, list) else load
     threads = info.get("torch_threads")
-    return (f"{info.get('cpu', '?')}, {info.get('cores', info.get('cpu_cores', '?'))} cores"
-            + (f", {threads} torch thread(s)" if threads else "")
-            + (f", load {load:.1f}" if isinstance(load, (int, float)) else ""))
+    return (
+        f"{info.get('cpu', '?')}, {info.get('cores', info.get('cpu_cores', '?'))} cores"
+        + (f", {threads} torch thread(s)" if threads else "")
+        + (f", load {load:.1f}" if isinstance(load, (int, float)) else "")
+    )

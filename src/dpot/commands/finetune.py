@@ -9,14 +9,28 @@ from dpot.commands.runs import PathThenOverrides, add_run_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--from", dest="init", metavar=("CKPT", "KEY=VALUE"), nargs="+",
-                        action=PathThenOverrides,
-                        help="checkpoint directory to start from (ours or from `dpot import-checkpoint`)")
-    parser.add_argument("--data", metavar=("DIR", "KEY=VALUE"), nargs="+", action=PathThenOverrides,
-                        help="one canonical dataset folder (DIR/<dataset>)")
-    add_run_arguments(parser, "finetune", "few_shot",
-                      "dotted overrides, e.g. train.max_steps=200 data.n_trajectories=8 "
-                      "finetune.freeze=[backbone] finetune.channels=widen model=fno")
+    parser.add_argument(
+        "--from",
+        dest="init",
+        metavar=("CKPT", "KEY=VALUE"),
+        nargs="+",
+        action=PathThenOverrides,
+        help="checkpoint directory to start from (ours or from `dpot import-checkpoint`)",
+    )
+    parser.add_argument(
+        "--data",
+        metavar=("DIR", "KEY=VALUE"),
+        nargs="+",
+        action=PathThenOverrides,
+        help="one canonical dataset folder (DIR/<dataset>)",
+    )
+    add_run_arguments(
+        parser,
+        "finetune",
+        "few_shot",
+        "dotted overrides, e.g. train.max_steps=200 data.n_trajectories=8 "
+        "finetune.freeze=[backbone] finetune.channels=widen model=fno",
+    )
     parser.epilog = (
         "model=pretrained (default) adapts --from; model=scratch trains the same network from "
         "random weights; model=fno trains the neuraloperator FNO baseline. See docs/downstream.md."

@@ -7,15 +7,11 @@ import os
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "target", nargs="?", help="a preset (tiny, default, paper) or a PDE family name; see --list"
-    )
+    parser.add_argument("target", nargs="?", help="a preset (tiny, default, paper) or a PDE family name; see --list")
     parser.add_argument("--out", help="output folder (one sub-folder per dataset, plus manifest.json)")
     parser.add_argument("--list", action="store_true", help="list presets and families, then exit")
     parser.add_argument("--n", type=int, help="training trajectories per dataset (family mode default: 32)")
-    parser.add_argument(
-        "--n-val", type=int, help="validation trajectories (family mode default: max(2, n/8))"
-    )
+    parser.add_argument("--n-val", type=int, help="validation trajectories (family mode default: max(2, n/8))")
     parser.add_argument("--n-test", type=int, help="test trajectories (family mode default: max(2, n/8))")
     parser.add_argument("--res", type=int, help="grid points per axis")
     parser.add_argument("--frames", type=int, help="stored frames per trajectory, including t=0")
@@ -34,13 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="processes (default 0 = one per CPU core, up to 8, unless the corpus is tiny)",
     )
-    parser.add_argument(
-        "--device", default="cpu", help="torch device for the solvers, e.g. cuda (default cpu)"
-    )
+    parser.add_argument("--device", default="cpu", help="torch device for the solvers, e.g. cuda (default cpu)")
     parser.add_argument("--batch", type=int, help="trajectories simulated together (default 32)")
-    parser.add_argument(
-        "--shard", help="i/n: generate only shard i of n (default: RANK/WORLD_SIZE under torchrun)"
-    )
+    parser.add_argument("--shard", help="i/n: generate only shard i of n (default: RANK/WORLD_SIZE under torchrun)")
     parser.add_argument("--part-size", type=int, help="trajectories per part file (sharding/resume unit)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -99,8 +91,7 @@ def _listing() -> str:
     lines = ["presets:"]
     for p in PRESETS.values():
         lines.append(
-            f"  {p.name:24s} {p.description} ({len(p.datasets)} datasets: "
-            f"{', '.join(d.name for d in p.datasets)})"
+            f"  {p.name:24s} {p.description} ({len(p.datasets)} datasets: {', '.join(d.name for d in p.datasets)})"
         )
     lines.append("families:")
     for f in FAMILIES.values():
@@ -160,9 +151,7 @@ def run(args: argparse.Namespace) -> int:
         known = _keyword_parameters(family)
         unknown = sorted(set(params) - set(known))
         if unknown:
-            raise DpotError(
-                f"family {family.name} has no parameter {unknown[0]!r}; known: {', '.join(sorted(known))}"
-            )
+            raise DpotError(f"family {family.name} has no parameter {unknown[0]!r}; known: {', '.join(sorted(known))}")
         for key, value in params.items():
             default = known[key]
             numeric = isinstance(default, (int, float)) and not isinstance(default, bool)

@@ -11,11 +11,17 @@ SPLIT_NAMES = ("train", "val", "test")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", metavar="PATH",
-                        help="dataset folder (<name>/{train,val,test}.h5), a folder of datasets, one .h5 "
-                        "split file, or a checkpoint folder (config.json)")
-    parser.add_argument("--no-ranges", action="store_true",
-                        help="skip the per-channel value ranges (they need one streaming pass over the data)")
+    parser.add_argument(
+        "path",
+        metavar="PATH",
+        help="dataset folder (<name>/{train,val,test}.h5), a folder of datasets, one .h5 "
+        "split file, or a checkpoint folder (config.json)",
+    )
+    parser.add_argument(
+        "--no-ranges",
+        action="store_true",
+        help="skip the per-channel value ranges (they need one streaming pass over the data)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -36,8 +42,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if path.is_file():
         if path.suffix not in (".h5", ".hdf5"):
-            raise DpotError(f"{path}: not a dataset split (.h5) file; give a dataset folder, a .h5 split "
-                            "file or a checkpoint folder")
+            raise DpotError(
+                f"{path}: not a dataset split (.h5) file; give a dataset folder, a .h5 split "
+                "file or a checkpoint folder"
+            )
         _describe([path], path.parent, args)
         return 0
     if _split_files(path):
@@ -45,8 +53,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         dirs = sorted(p for p in path.iterdir() if p.is_dir() and _split_files(p))
     if not dirs:
-        raise DpotError(f"{path}: neither a dataset folder (<name>/{{train,val,test}}.h5), a folder of "
-                        "datasets, nor a checkpoint (config.json)")
+        raise DpotError(
+            f"{path}: neither a dataset folder (<name>/{{train,val,test}}.h5), a folder of "
+            "datasets, nor a checkpoint (config.json)"
+        )
     for k, d in enumerate(dirs):
         if k:
             print()
@@ -126,8 +136,10 @@ def _describe(files: list[Path], folder: Path, args: argparse.Namespace) -> None
         for key, st in stats.items():
             label = name if key == "fields" else f"{name} {key}"
             for c, ch in enumerate(st.channels):
-                print(f"    {label:<13}  {ch:<10}  {_fmt(st.min[c]):>10} / {_fmt(st.max[c]):<10}  "
-                      f"mean {_fmt(st.mean[c])}  std {_fmt(st.std[c])}")
+                print(
+                    f"    {label:<13}  {ch:<10}  {_fmt(st.min[c]):>10} / {_fmt(st.max[c]):<10}  "
+                    f"mean {_fmt(st.mean[c])}  std {_fmt(st.std[c])}"
+                )
         sp.close()
 
 
@@ -138,6 +150,7 @@ def _scan(split, compute_stats, progress: bool):
     from tqdm import tqdm
 
     total = math.prod(split.shape) + (math.prod(split.targets_shape) if split.targets_shape else 0)
-    with tqdm(total=total, unit="val", unit_scale=True, desc=f"scanning {split.path.name}", leave=False,
-              disable=not progress) as bar:
+    with tqdm(
+        total=total, unit="val", unit_scale=True, desc=f"scanning {split.path.name}", leave=False, disable=not progress
+    ) as bar:
         return compute_stats(split, progress=bar.update)

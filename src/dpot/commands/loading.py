@@ -14,6 +14,5 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="load-time model option that keeps every weight's shape, e.g. interpolate_pos_embed=true "
-        "(repeatable)",
+        help="load-time model option that keeps every weight's shape, e.g. interpolate_pos_embed=true (repeatable)",
     )

@@ -9,10 +9,13 @@ from dpot.commands.runs import add_run_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_run_arguments(parser, "pretrain", "tiny",
-                      "dotted config overrides, e.g. data.root=DIR train.max_steps=100 optim.lr=3e-4")
-    parser.epilog = ("Under `torchrun --nproc_per_node N` it trains data-parallel (DDP; train.strategy=fsdp "
-                     "shards large models). SIGTERM or Ctrl-C saves a checkpoint before exiting.")
+    add_run_arguments(
+        parser, "pretrain", "tiny", "dotted config overrides, e.g. data.root=DIR train.max_steps=100 optim.lr=3e-4"
+    )
+    parser.epilog = (
+        "Under `torchrun --nproc_per_node N` it trains data-parallel (DDP; train.strategy=fsdp "
+        "shards large models). SIGTERM or Ctrl-C saves a checkpoint before exiting."
+    )
 
 
 def run(args: argparse.Namespace) -> int:

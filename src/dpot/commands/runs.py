@@ -20,13 +20,28 @@ def add_run_arguments(parser: argparse.ArgumentParser, kind: str, example: str, 
     from dpot.config import PRESETS
 
     names = ", ".join(sorted(p.stem for p in (PRESETS / kind).glob("*.yaml")))
-    parser.add_argument("--config", metavar=("NAME|FILE", "KEY=VALUE"), nargs="+", action=PathThenOverrides,
-                        help=f"a packaged preset ({names}; e.g. --config {example}) or a YAML file")
-    parser.add_argument("--out", metavar=("RUN_DIR", "KEY=VALUE"), nargs="+", action=PathThenOverrides,
-                        help="run directory (config.yaml, metrics.jsonl, tb/, checkpoint/)")
-    parser.add_argument("--resume", metavar=("RUN_DIR", "KEY=VALUE"), nargs="+", action=PathThenOverrides,
-                        help="continue the run in RUN_DIR from its last checkpoint (its config.yaml plus any "
-                        "overrides, e.g. train.max_steps=M)")
+    parser.add_argument(
+        "--config",
+        metavar=("NAME|FILE", "KEY=VALUE"),
+        nargs="+",
+        action=PathThenOverrides,
+        help=f"a packaged preset ({names}; e.g. --config {example}) or a YAML file",
+    )
+    parser.add_argument(
+        "--out",
+        metavar=("RUN_DIR", "KEY=VALUE"),
+        nargs="+",
+        action=PathThenOverrides,
+        help="run directory (config.yaml, metrics.jsonl, tb/, checkpoint/)",
+    )
+    parser.add_argument(
+        "--resume",
+        metavar=("RUN_DIR", "KEY=VALUE"),
+        nargs="+",
+        action=PathThenOverrides,
+        help="continue the run in RUN_DIR from its last checkpoint (its config.yaml plus any "
+        "overrides, e.g. train.max_steps=M)",
+    )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=overrides_help)
 
 
@@ -42,8 +57,10 @@ def check_resume(args: argparse.Namespace, new_run_options: dict[str, str]) -> N
 
     given = [flag for dest, flag in new_run_options.items() if getattr(args, dest, None)]
     if args.resume and given:
-        raise DpotError(f"--resume RUN_DIR continues with its saved config.yaml; drop {', '.join(given)} "
-                        "(overrides such as train.max_steps=M may follow)")
+        raise DpotError(
+            f"--resume RUN_DIR continues with its saved config.yaml; drop {', '.join(given)} "
+            "(overrides such as train.max_steps=M may follow)"
+        )
 
 
 def summarize(result, command: str) -> int:
@@ -51,9 +68,11 @@ def summarize(result, command: str) -> int:
     if int(os.environ.get("RANK", "0")) == 0:
         loss = "n/a" if result.loss is None else f"{result.loss:.4g}"
         evals = ", ".join(f"{k} {v:.4f}" for k, v in result.eval.items())
-        print(f"step {result.step}: loss {loss}"
-              + (f"; rollout L2RE at step {result.eval_step}: {evals}" if evals else "")
-              + f"; checkpoint {result.run_dir / 'checkpoint'}")
+        print(
+            f"step {result.step}: loss {loss}"
+            + (f"; rollout L2RE at step {result.eval_step}: {evals}" if evals else "")
+            + f"; checkpoint {result.run_dir / 'checkpoint'}"
+        )
         if result.interrupted:
             print(f"continue with `dpot {command} --resume {result.run_dir}`")
     if result.interrupted:

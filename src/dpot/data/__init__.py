@@ -7,6 +7,19 @@ from dpot.data.stats import ChannelStats, compute_stats, load_stats
 from dpot.data.windows import TrajectoryDataset, WindowDataset, collate
 
 __all__ = [
-    "BalancedSampler", "ChannelStats", "DatasetMeta", "Mixture", "Split", "SplitWriter", "TrajectoryDataset",
-    "WindowDataset", "collate", "compute_stats", "dataset_dirs", "load_stats", "open_split", "resample", "write_split",
+    "BalancedSampler",
+    "ChannelStats",
+    "DatasetMeta",
+    "Mixture",
+    "Split",
+    "SplitWriter",
+    "TrajectoryDataset",
+    "WindowDataset",
+    "collate",
+    "compute_stats",
+    "dataset_dirs",
+    "load_stats",
+    "open_split",
+    "resample",
+    "write_split",
 ]

@@ -27,9 +27,23 @@ SPLITS = ("train", "val", "test")
 BOUNDARIES = ("periodic", "neumann", "dirichlet", "wall", "open")
 # The `pde` vocabulary: one word per family of equations (docs/data-format.md explains each).
 PDES = (
-    "ns2d_vorticity", "ns2d_buoyancy", "ns2d_incompressible", "compressible_ns", "shallow_water",
-    "diffusion_reaction", "cavity", "darcy", "ns3d", "burgers", "advection", "reaction_diffusion",
-    "wave", "euler", "mhd", "diffusion_sorption", "other",
+    "ns2d_vorticity",
+    "ns2d_buoyancy",
+    "ns2d_incompressible",
+    "compressible_ns",
+    "shallow_water",
+    "diffusion_reaction",
+    "cavity",
+    "darcy",
+    "ns3d",
+    "burgers",
+    "advection",
+    "reaction_diffusion",
+    "wave",
+    "euler",
+    "mhd",
+    "diffusion_sorption",
+    "other",
 )
 _CHUNK_TARGET_BYTES = 1 << 16  # a chunk holds whole frames of one trajectory, at least 64 KiB when frames are small
 
@@ -56,8 +70,10 @@ class DatasetMeta:
         if self.pde not in PDES:
             raise DpotError(f"unknown pde {self.pde!r}; use one of: {', '.join(PDES)}")
         if len(self.domain) != len(self.space) or len(self.boundary) != len(self.space):
-            raise DpotError(f"dataset {self.name!r}: space {self.space}, domain {self.domain} and boundary "
-                            f"{self.boundary} must have one entry per axis")
+            raise DpotError(
+                f"dataset {self.name!r}: space {self.space}, domain {self.domain} and boundary "
+                f"{self.boundary} must have one entry per axis"
+            )
         bad = [b for b in self.boundary if b not in BOUNDARIES]
         if bad:
             raise DpotError(f"dataset {self.name!r}: unknown boundary {bad}; use {', '.join(BOUNDARIES)}")
@@ -76,15 +92,23 @@ class DatasetMeta:
     @classmethod
     def from_attrs(cls, attrs: Any, path: str = "") -> DatasetMeta:
         try:
+
             def strs(key: str) -> list[str]:
                 return [s.decode() if isinstance(s, bytes) else str(s) for s in attrs.get(key, [])]
 
             return cls(
-                name=str(attrs["name"]), pde=str(attrs["pde"]), channels=strs("channels"), space=strs("space"),
-                domain=np.asarray(attrs["domain"], dtype=float).reshape(-1, 2).tolist(), boundary=strs("boundary"),
-                dt=float(attrs.get("dt", 1.0)), params=json.loads(attrs.get("params_json", "{}")),
-                param_names=strs("param_names"), source=str(attrs.get("source", "")),
-                steady=bool(attrs.get("steady", 0)), input_channels=strs("input_channels"),
+                name=str(attrs["name"]),
+                pde=str(attrs["pde"]),
+                channels=strs("channels"),
+                space=strs("space"),
+                domain=np.asarray(attrs["domain"], dtype=float).reshape(-1, 2).tolist(),
+                boundary=strs("boundary"),
+                dt=float(attrs.get("dt", 1.0)),
+                params=json.loads(attrs.get("params_json", "{}")),
+                param_names=strs("param_names"),
+                source=str(attrs.get("source", "")),
+                steady=bool(attrs.get("steady", 0)),
+                input_channels=strs("input_channels"),
                 format_version=int(attrs.get("format_version", FORMAT_VERSION)),
             )
         except KeyError as exc:
@@ -104,9 +128,18 @@ class SplitWriter:
     Use as a context manager; an exception inside the block leaves nothing behind.
     """
 
-    def __init__(self, path: str | os.PathLike, meta: DatasetMeta, n: int, frame_shape: tuple[int, ...] | None = None,
-                 *, inputs_shape: tuple[int, ...] | None = None, targets_shape: tuple[int, ...] | None = None,
-                 n_params: int = 0, mask: np.ndarray | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        meta: DatasetMeta,
+        n: int,
+        frame_shape: tuple[int, ...] | None = None,
+        *,
+        inputs_shape: tuple[int, ...] | None = None,
+        targets_shape: tuple[int, ...] | None = None,
+        n_params: int = 0,
+        mask: np.ndarray | None = None,
+    ):
         self.path, self.meta, self.n = Path(path), meta, n
         self._ctx = atomic_path(self.path)
         self._file = h5py.File(self._ctx.__enter__(), "w")
@@ -130,8 +163,10 @@ class SplitWriter:
             if frame_shape is None:
                 raise DpotError("time-dependent datasets need frame_shape = (T, *space, C)")
             if len(frame_shape) != meta.ndim + 2 or frame_shape[-1] != len(meta.channels):
-                raise DpotError(f"dataset {meta.name!r}: frame shape {frame_shape} does not match space "
-                                f"{meta.space} and {len(meta.channels)} channels")
+                raise DpotError(
+                    f"dataset {meta.name!r}: frame shape {frame_shape} does not match space "
+                    f"{meta.space} and {len(meta.channels)} channels"
+                )
             full = (n, *frame_shape)
             self._file.create_dataset("fields", shape=full, dtype="f4", chunks=frame_chunks(full))
         if n_params:
@@ -139,8 +174,15 @@ class SplitWriter:
         if mask is not None:
             self._file.create_dataset("mask", data=np.asarray(mask, dtype=np.float32))
 
-    def write(self, i: int | slice, *, fields: np.ndarray | None = None, inputs: np.ndarray | None = None,
-              targets: np.ndarray | None = None, params: np.ndarray | None = None) -> None:
+    def write(
+        self,
+        i: int | slice,
+        *,
+        fields: np.ndarray | None = None,
+        inputs: np.ndarray | None = None,
+        targets: np.ndarray | None = None,
+        params: np.ndarray | None = None,
+    ) -> None:
         """Store trajectory `i` (or a slice of them). Non-finite values are refused with the trajectory named."""
         for key, arr in (("fields", fields), ("inputs", inputs), ("targets", targets), ("params", params)):
             if arr is None:
@@ -163,8 +205,9 @@ class SplitWriter:
         except OSError as exc:
             if exc.errno != errno.ENOSPC:  # e.g. no fallocate on this file system: write as before
                 return
-            raise DpotError(f"disk full writing {self.path} ({total / 2**20:.1f} MiB needed): free space and "
-                            "rerun") from None
+            raise DpotError(
+                f"disk full writing {self.path} ({total / 2**20:.1f} MiB needed): free space and rerun"
+            ) from None
 
     def close(self) -> None:
         try:
@@ -191,9 +234,16 @@ class SplitWriter:
             self._discard(exc)
 
 
-def write_split(path: str | os.PathLike, meta: DatasetMeta, *, fields: np.ndarray | None = None,
-                inputs: np.ndarray | None = None, targets: np.ndarray | None = None,
-                params: np.ndarray | None = None, mask: np.ndarray | None = None) -> Path:
+def write_split(
+    path: str | os.PathLike,
+    meta: DatasetMeta,
+    *,
+    fields: np.ndarray | None = None,
+    inputs: np.ndarray | None = None,
+    targets: np.ndarray | None = None,
+    params: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+) -> Path:
     """Write a whole split from in-memory arrays (small data; use `SplitWriter` to stream large data)."""
     if meta.steady:
         if inputs is None or targets is None:
@@ -207,8 +257,13 @@ def write_split(path: str | os.PathLike, meta: DatasetMeta, *, fields: np.ndarra
         kw = dict(frame_shape=fields.shape[1:])
     n_params = 0 if params is None else np.asarray(params).reshape(n, -1).shape[1]
     with SplitWriter(path, meta, n, n_params=n_params, mask=mask, **kw) as w:
-        w.write(slice(None), fields=fields, inputs=inputs, targets=targets,
-                params=None if params is None else np.asarray(params).reshape(n, -1))
+        w.write(
+            slice(None),
+            fields=fields,
+            inputs=inputs,
+            targets=targets,
+            params=None if params is None else np.asarray(params).reshape(n, -1),
+        )
     return Path(path)
 
 
@@ -236,8 +291,10 @@ class Split:
         self._pid: int | None = None
         expect = self.meta.ndim + (2 if self.meta.steady else 3)
         if len(self.shape) != expect:
-            raise DpotError(f"{self.path}: expected {expect} axes (N, {'' if self.meta.steady else 'T, '}"
-                            f"{', '.join(self.meta.space)}, C), found shape {self.shape}")
+            raise DpotError(
+                f"{self.path}: expected {expect} axes (N, {'' if self.meta.steady else 'T, '}"
+                f"{', '.join(self.meta.space)}, C), found shape {self.shape}"
+            )
 
     @property
     def file(self) -> h5py.File:
@@ -267,8 +324,10 @@ class Split:
 
     def pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Steady-state sample `i`: `(inputs, targets)`."""
-        return (np.asarray(self.file["inputs"][i], dtype=np.float32),
-                np.asarray(self.file["targets"][i], dtype=np.float32))
+        return (
+            np.asarray(self.file["inputs"][i], dtype=np.float32),
+            np.asarray(self.file["targets"][i], dtype=np.float32),
+        )
 
     def params(self) -> np.ndarray | None:
         return np.asarray(self.file["params"]) if self.has_params else None
@@ -303,8 +362,10 @@ def dataset_dirs(root: str | os.PathLike) -> list[Path]:
         return [root]
     found = sorted(p for p in root.iterdir() if p.is_dir() and _has_split(p))
     if not found:
-        raise DpotError(f"{root}: no canonical datasets found (expected <name>/train.h5 folders; "
-                        "create some with `dpot generate` or `dpot convert`)")
+        raise DpotError(
+            f"{root}: no canonical datasets found (expected <name>/train.h5 folders; "
+            "create some with `dpot generate` or `dpot convert`)"
+        )
     return found
 
 
@@ -317,8 +378,13 @@ def open_split(dataset_dir: str | os.PathLike, split: str = "train") -> Split:
     path = folder / f"{split}.h5"
     have = [s for s in SPLITS if (folder / f"{s}.h5").is_file()]
     if not path.is_file() and have:
-        hint = ("; an evaluation-only dataset: use it with `dpot evaluate`, or convert a training file with "
-                "train=FILE" if split == "train" else "")
-        raise DpotError(f"{path}: no such dataset file (dataset {folder.name!r} has no {split!r} split, only "
-                        f"{', '.join(have)}{hint})")
+        hint = (
+            "; an evaluation-only dataset: use it with `dpot evaluate`, or convert a training file with train=FILE"
+            if split == "train"
+            else ""
+        )
+        raise DpotError(
+            f"{path}: no such dataset file (dataset {folder.name!r} has no {split!r} split, only "
+            f"{', '.join(have)}{hint})"
+        )
     return Split(path)

@@ -39,16 +39,17 @@ class Mixture(Dataset):
     the grids may differ (one spatial dimension still) and `buckets` groups the datasets by grid.
     """
 
-    def __init__(self, datasets: Sequence[Dataset], weights: Sequence[float] | None = None,
-                 mixed_grids: bool = False):
+    def __init__(self, datasets: Sequence[Dataset], weights: Sequence[float] | None = None, mixed_grids: bool = False):
         self.datasets = list(datasets)
         self.mixed_grids = bool(mixed_grids)
         if not self.datasets:
             raise DpotError("a mixture needs at least one dataset")
         w = np.ones(len(self.datasets)) if weights is None else np.asarray(weights, dtype=np.float64)
         if w.shape != (len(self.datasets),) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-            raise DpotError(f"weights {list(weights or [])} must be {len(self.datasets)} non-negative "
-                            "numbers (one per dataset), not all zero")
+            raise DpotError(
+                f"weights {list(weights or [])} must be {len(self.datasets)} non-negative "
+                "numbers (one per dataset), not all zero"
+            )
         self.weights = w
         self.sizes = [len(d) for d in self.datasets]
         # trajectories per dataset (the paper's |D_k|); datasets without windows count their items
@@ -73,31 +74,42 @@ class Mixture(Dataset):
             return
         steady = {bool(d.meta.steady) for d in views}
         if len(steady) > 1:
-            raise DpotError("cannot mix steady-state and time-dependent datasets in one mixture; "
-                            "train them apart")
+            raise DpotError("cannot mix steady-state and time-dependent datasets in one mixture; train them apart")
         grids = [(d.name, tuple(d.space_shape)) for d in views]  # lists: two datasets may share a name
         if len({g for _, g in grids}) > 1:
             listing = ", ".join(f"{n} {'x'.join(map(str, g))}" for n, g in grids)
             if len({len(g) for _, g in grids}) > 1:
-                raise DpotError(f"mixture datasets have different spatial dimensions ({listing}); "
-                                "mix only datasets of one dimension")
+                raise DpotError(
+                    f"mixture datasets have different spatial dimensions ({listing}); "
+                    "mix only datasets of one dimension"
+                )
             if not self.mixed_grids:
-                raise DpotError(f"mixture datasets have different grids ({listing}); give a target "
-                                f"resolution (e.g. resolution={max(max(g) for _, g in grids)}) or "
-                                "resolution=native")
+                raise DpotError(
+                    f"mixture datasets have different grids ({listing}); give a target "
+                    f"resolution (e.g. resolution={max(max(g) for _, g in grids)}) or "
+                    "resolution=native"
+                )
         chans = [(d.name, d.n_channels) for d in views]
         if len({c for _, c in chans}) > 1:
             listing = ", ".join(f"{n} {c}" for n, c in chans)
-            raise DpotError(f"mixture datasets have different channel counts ({listing}); give "
-                            f"n_channels={max(c for _, c in chans)} to pad them all")
+            raise DpotError(
+                f"mixture datasets have different channel counts ({listing}); give "
+                f"n_channels={max(c for _, c in chans)} to pad them all"
+            )
         windows = [(d.name, d.t_in, d.t_ar) for d in views if isinstance(d, WindowDataset)]
         if len({w[1:] for w in windows}) > 1:
             listing = ", ".join(f"{n} t_in={a} t_ar={b}" for n, a, b in windows)
             raise DpotError(f"mixture datasets use different windows ({listing}); use one setting")
 
     @classmethod
-    def from_dirs(cls, dataset_dirs: Sequence[str | os.PathLike], weights: Sequence[float] | None = None,
-                  n_channels: int | None = None, mixed_grids: bool = False, **window_kwargs) -> Mixture:
+    def from_dirs(
+        cls,
+        dataset_dirs: Sequence[str | os.PathLike],
+        weights: Sequence[float] | None = None,
+        n_channels: int | None = None,
+        mixed_grids: bool = False,
+        **window_kwargs,
+    ) -> Mixture:
         """A mixture of `WindowDataset`s with ids 0..K-1, padded to the largest channel count unless given;
         `mixed_grids`: keep datasets of different grids (see `Mixture`).
 
@@ -144,23 +156,24 @@ class BalancedSampler(Sampler[int]):
 
     BLOCK = 4096
 
-    def __init__(self, mixture: Mixture, seed: int = 0, balanced: bool = True, rank: int = 0,
-                 world_size: int = 1, group: int = 1):
+    def __init__(
+        self, mixture: Mixture, seed: int = 0, balanced: bool = True, rank: int = 0, world_size: int = 1, group: int = 1
+    ):
         if group < 1:
             raise DpotError(f"sampler group={group} must be >= 1 (the batch size)")
         if world_size < 1 or not 0 <= rank < world_size:
-            raise DpotError(f"rank {rank} / world_size {world_size}: need world_size >= 1 and "
-                            "0 <= rank < world_size")
+            raise DpotError(f"rank {rank} / world_size {world_size}: need world_size >= 1 and 0 <= rank < world_size")
         self.mixture, self.seed, self.balanced = mixture, int(seed), bool(balanced)
         self.rank, self.world_size = int(rank), int(world_size)
         sizes = np.asarray(mixture.sizes, dtype=np.int64)
         # this rank's shard of dataset k: local indices ≡ rank (mod world_size)
         self._shard = (sizes - self.rank + self.world_size - 1) // self.world_size
-        short = [mixture._name(k) for k, n in enumerate(sizes)
-                 if n < self.world_size and mixture.weights[k] > 0]
+        short = [mixture._name(k) for k, n in enumerate(sizes) if n < self.world_size and mixture.weights[k] > 0]
         if short:
-            raise DpotError(f"datasets {short} have fewer samples than world_size={self.world_size}; "
-                            "use fewer ranks or give them weight 0")
+            raise DpotError(
+                f"datasets {short} have fewer samples than world_size={self.world_size}; "
+                "use fewer ranks or give them weight 0"
+            )
         if self.balanced:
             p = mixture.weights.copy()
         else:
@@ -179,7 +192,7 @@ class BalancedSampler(Sampler[int]):
             mass = np.where(self._bucket_p > 0, self._bucket_p, 1.0)[:, None]
             self._within_cdf = np.cumsum(member * self._p, axis=1) / mass
             for j, ids in enumerate(mixture.buckets):
-                self._within_cdf[j, max(ids):] = 1.0
+                self._within_cdf[j, max(ids) :] = 1.0
         self.position = 0
         self._cache: tuple[int, np.ndarray] | None = None
 
@@ -222,23 +235,36 @@ class BalancedSampler(Sampler[int]):
 
     def state_dict(self, position: int | None = None) -> dict:
         """Seed and position (the RNG is a pure function of them), plus what identifies the mixture."""
-        return {"seed": self.seed, "position": int(self.position if position is None else position),
-                "balanced": self.balanced, "rank": self.rank, "world_size": self.world_size,
-                "sizes": [int(n) for n in self.mixture.sizes], "weights": self.mixture.weights.tolist(),
-                "group": self.group if self._bucketed else 1}
+        return {
+            "seed": self.seed,
+            "position": int(self.position if position is None else position),
+            "balanced": self.balanced,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "sizes": [int(n) for n in self.mixture.sizes],
+            "weights": self.mixture.weights.tolist(),
+            "group": self.group if self._bucketed else 1,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from a saved state; refuses a state saved for a different mixture."""
-        same = (list(state["sizes"]) == [int(n) for n in self.mixture.sizes]
-                and np.allclose(state["weights"], self.mixture.weights)
-                and bool(state["balanced"]) == self.balanced
-                and int(state.get("group", 1)) == (self.group if self._bucketed else 1))
+        same = (
+            list(state["sizes"]) == [int(n) for n in self.mixture.sizes]
+            and np.allclose(state["weights"], self.mixture.weights)
+            and bool(state["balanced"]) == self.balanced
+            and int(state.get("group", 1)) == (self.group if self._bucketed else 1)
+        )
         if not same:
-            raise DpotError(f"sampler state is for a different mixture (sizes {state['sizes']}, weights "
-                            f"{state['weights']}, balanced={state['balanced']}, group={state.get('group', 1)}); "
-                            "use the same datasets, weights and batch size")
+            raise DpotError(
+                f"sampler state is for a different mixture (sizes {state['sizes']}, weights "
+                f"{state['weights']}, balanced={state['balanced']}, group={state.get('group', 1)}); "
+                "use the same datasets, weights and batch size"
+            )
         if (state["rank"], state["world_size"]) != (self.rank, self.world_size):
-            warnings.warn(f"sampler state saved on rank {state['rank']}/{state['world_size']} loaded on "
-                          f"{self.rank}/{self.world_size}: the index stream will differ", stacklevel=2)
+            warnings.warn(
+                f"sampler state saved on rank {state['rank']}/{state['world_size']} loaded on "
+                f"{self.rank}/{self.world_size}: the index stream will differ",
+                stacklevel=2,
+            )
         self.seed, self.position = int(state["seed"]), int(state["position"])
         self._cache = None

@@ -67,15 +67,16 @@ class ChannelNorm:
         return cls(list(d["channels"]), list(d["mean"]), list(d["std"]), list(shift), list(scale))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"channels": self.channels, "mean": self.mean, "std": self.std, "shift": self.shift,
-                "scale": self.scale}
+        return {"channels": self.channels, "mean": self.mean, "std": self.std, "shift": self.shift, "scale": self.scale}
 
     def _params(self, x: Any) -> tuple[Any, Any]:
         """Shift and scale for the last axis of `x`, padded (0 and 1) to its channel count."""
         n = x.shape[-1]
         if n < len(self.shift):
-            raise DpotError(f"data has {n} channels but the normalisation statistics have {len(self.shift)} "
-                            f"({', '.join(self.channels)})")
+            raise DpotError(
+                f"data has {n} channels but the normalisation statistics have {len(self.shift)} "
+                f"({', '.join(self.channels)})"
+            )
         pad = n - len(self.shift)
         mean = np.asarray(self.shift + [0.0] * pad, dtype=np.float32)
         scale = np.asarray(self.scale + [1.0] * pad, dtype=np.float32)
@@ -109,10 +110,13 @@ class Normalizer:
 
         dataset_dir = Path(dataset_dir)
         if not (dataset_dir / "train.h5").is_file():
-            raise DpotError(f"{dataset_dir}: no train split to compute normalisation statistics from; evaluate "
-                            "it with a checkpoint fine-tuned on a dataset of the same channels")
-        return cls({k: ChannelNorm.from_stats(s.channels, s.mean, s.std)
-                    for k, s in load_stats(dataset_dir, "train").items()})
+            raise DpotError(
+                f"{dataset_dir}: no train split to compute normalisation statistics from; evaluate "
+                "it with a checkpoint fine-tuned on a dataset of the same channels"
+            )
+        return cls(
+            {k: ChannelNorm.from_stats(s.channels, s.mean, s.std) for k, s in load_stats(dataset_dir, "train").items()}
+        )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Normalizer:
@@ -160,8 +164,9 @@ def trained_standardised(meta: dict[str, Any]) -> bool:
     return bool(stats) and all(d["name"] in stats for d in meta.get("data") or [])
 
 
-def checkpoint_normalizer(meta: dict[str, Any], dataset_dir: str | os.PathLike | None = None,
-                          dataset: str | None = None) -> Normalizer | None:
+def checkpoint_normalizer(
+    meta: dict[str, Any], dataset_dir: str | os.PathLike | None = None, dataset: str | None = None
+) -> Normalizer | None:
     """The normaliser of checkpoint `meta` (its parsed config.json) for one dataset, or None (raw values).
 
     By name (`dataset`, else the name in the dataset's metadata): the statistics stored for it; a dataset the
@@ -184,16 +189,20 @@ def checkpoint_normalizer(meta: dict[str, Any], dataset_dir: str | os.PathLike |
     if dataset in trained:
         return None
     if len(stats) == 1 and len(trained) <= 1:
-        (name, entry), = stats.items()
+        ((name, entry),) = stats.items()
         norm = Normalizer.from_dict(entry)
         if channels is not None and len(channels) != len(norm.output.channels):
-            raise DpotError(f"dataset {dataset!r} has {len(channels)} channels but the checkpoint was trained on "
-                            f"standardised {name!r} with {len(norm.output.channels)} "
-                            f"({', '.join(norm.output.channels)}); its statistics do not apply")
+            raise DpotError(
+                f"dataset {dataset!r} has {len(channels)} channels but the checkpoint was trained on "
+                f"standardised {name!r} with {len(norm.output.channels)} "
+                f"({', '.join(norm.output.channels)}); its statistics do not apply"
+            )
         return norm
     if dataset_dir is None:
-        raise DpotError(f"the checkpoint holds normalisation statistics for {', '.join(sorted(stats))}; "
-                        "choose one with --dataset NAME")
+        raise DpotError(
+            f"the checkpoint holds normalisation statistics for {', '.join(sorted(stats))}; "
+            "choose one with --dataset NAME"
+        )
     setting = ((meta.get("train_config") or {}).get("data") or {}).get("normalize", "auto")
     return dataset_normalizer(dataset_dir, setting)
 

@@ -27,8 +27,10 @@ def target_shape(resolution: int | Sequence[int] | None, space_shape: Sequence[i
     else:
         shape = tuple(int(r) for r in resolution)
     if len(shape) != len(space_shape):
-        raise DpotError(f"resolution {tuple(shape)} has {len(shape)} axes but the data has "
-                        f"{len(space_shape)} spatial axes {space_shape}; give one size per axis or one int")
+        raise DpotError(
+            f"resolution {tuple(shape)} has {len(shape)} axes but the data has "
+            f"{len(space_shape)} spatial axes {space_shape}; give one size per axis or one int"
+        )
     if any(s < 1 for s in shape):
         raise DpotError(f"resolution {tuple(shape)} must be positive")
     return shape

@@ -73,8 +73,15 @@ class _Accumulator:
 
     def result(self, channels: list[str]) -> ChannelStats:
         std = np.sqrt(self.m2 / max(self.n, 1))
-        return ChannelStats(list(channels), self.mean.tolist(), std.tolist(), self.lo.tolist(),
-                            self.hi.tolist(), int(self.n), sorted(self.bad))
+        return ChannelStats(
+            list(channels),
+            self.mean.tolist(),
+            std.tolist(),
+            self.lo.tolist(),
+            self.hi.tolist(),
+            int(self.n),
+            sorted(self.bad),
+        )
 
 
 def _blocks(split: Split, key: str):
@@ -85,13 +92,13 @@ def _blocks(split: Split, key: str):
     if per_item <= _BLOCK_BYTES or key != "fields":
         step = max(1, _BLOCK_BYTES // max(per_item, 1))
         for a in range(0, ds.shape[0], step):
-            yield a, False, np.asarray(ds[a:a + step], dtype=np.float32)
+            yield a, False, np.asarray(ds[a : a + step], dtype=np.float32)
         return
     frame = 4 * math.prod(ds.shape[2:])
     step = max(1, _BLOCK_BYTES // frame)
     for i in range(ds.shape[0]):
         for a in range(0, ds.shape[1], step):
-            yield i, True, np.asarray(ds[i, a:a + step], dtype=np.float32)
+            yield i, True, np.asarray(ds[i, a : a + step], dtype=np.float32)
 
 
 def compute_stats(split: Split, progress=None) -> dict[str, ChannelStats]:
@@ -101,8 +108,7 @@ def compute_stats(split: Split, progress=None) -> dict[str, ChannelStats]:
     """
     meta = split.meta
     if meta.steady:
-        arrays = {"inputs": meta.input_channels or [f"in{c}" for c in range(split.shape[-1])],
-                  "targets": meta.channels}
+        arrays = {"inputs": meta.input_channels or [f"in{c}" for c in range(split.shape[-1])], "targets": meta.channels}
     else:
         arrays = {"fields": meta.channels}
     out = {}
@@ -161,8 +167,7 @@ def load_stats(dataset_dir: str | os.PathLike, split: str = "train") -> dict[str
     try:
         write_json(cache, stored)
     except OSError as exc:
-        warnings.warn(f"{cache}: cannot store normalisation statistics ({exc}); computed in memory",
-                      stacklevel=2)
+        warnings.warn(f"{cache}: cannot store normalisation statistics ({exc}); computed in memory", stacklevel=2)
     return stats
 
 
@@ -174,8 +179,10 @@ def nonfinite_trajectories(dataset_dir: str | os.PathLike, split: str = "train")
 def nonfinite_message(dataset_dir: str | os.PathLike, split: str, bad: list[int], n: int) -> str:
     """'dataset NAME (DIR), split S: NaN/Inf in trajectories 3, 7 (2 of N)'."""
     shown = ", ".join(map(str, bad[:8])) + (", ..." if len(bad) > 8 else "")
-    return (f"dataset {Path(dataset_dir).name!r} ({dataset_dir}), split {split}: NaN/Inf in "
-            f"trajector{'y' if len(bad) == 1 else 'ies'} {shown} ({len(bad)} of {n})")
+    return (
+        f"dataset {Path(dataset_dir).name!r} ({dataset_dir}), split {split}: NaN/Inf in "
+        f"trajector{'y' if len(bad) == 1 else 'ies'} {shown} ({len(bad)} of {n})"
+    )
 
 
 def _check(dataset_dir: str | os.PathLike, split: str) -> str | None:
@@ -191,8 +198,10 @@ def require_finite(dataset_dirs, splits=("train",)) -> None:
         for split in dict.fromkeys(splits):
             problem = (Path(d) / f"{split}.h5").is_file() and _check(d, split)
             if problem:
-                raise DpotError(f"{problem}; remove those trajectories (or exclude the dataset) before "
-                                "training: every step that draws them would be NaN")
+                raise DpotError(
+                    f"{problem}; remove those trajectories (or exclude the dataset) before "
+                    "training: every step that draws them would be NaN"
+                )
 
 
 def warn_nonfinite(dataset_dir: str | os.PathLike, split: str, prefix: str) -> bool:

@@ -24,9 +24,17 @@ from dpot.errors import DpotError
 class _SplitView(Dataset):
     """Shared logic: open a split, choose the first k trajectories, resample, normalise and pad channels."""
 
-    def __init__(self, dataset_dir: str | os.PathLike, split: str, n_channels: int | None,
-                 resolution: int | Sequence[int] | None, resample: str, dataset_id: int,
-                 n_trajectories: int | None, normalize: bool | str | Normalizer | None):
+    def __init__(
+        self,
+        dataset_dir: str | os.PathLike,
+        split: str,
+        n_channels: int | None,
+        resolution: int | Sequence[int] | None,
+        resample: str,
+        dataset_id: int,
+        n_trajectories: int | None,
+        normalize: bool | str | Normalizer | None,
+    ):
         self.dataset_dir = Path(dataset_dir)
         self.split = open_split(self.dataset_dir, split)
         self.meta = self.split.meta
@@ -39,8 +47,9 @@ class _SplitView(Dataset):
         if n_trajectories is None:
             self.n_trajectories = n
         elif not 1 <= int(n_trajectories) <= n:
-            raise DpotError(f"{self.split.path}: n_trajectories={n_trajectories} but the split holds {n} "
-                            f"trajectories; use 1..{n}")
+            raise DpotError(
+                f"{self.split.path}: n_trajectories={n_trajectories} but the split holds {n} trajectories; use 1..{n}"
+            )
         else:
             self.n_trajectories = int(n_trajectories)
         self.native_shape = tuple(self.split.space_shape)
@@ -50,10 +59,12 @@ class _SplitView(Dataset):
         own = max(self.in_channels, self.out_channels)
         self.n_channels = own if n_channels is None else int(n_channels)
         if self.n_channels < own:
-            raise DpotError(f"dataset {self.name!r} has {own} channels but n_channels={n_channels}; "
-                            f"use n_channels >= {own}")
-        self.normalizer = normalize if isinstance(normalize, Normalizer) else dataset_normalizer(
-            self.dataset_dir, normalize)  # None: raw values
+            raise DpotError(
+                f"dataset {self.name!r} has {own} channels but n_channels={n_channels}; use n_channels >= {own}"
+            )
+        self.normalizer = (
+            normalize if isinstance(normalize, Normalizer) else dataset_normalizer(self.dataset_dir, normalize)
+        )  # None: raw values
 
     def _prepare(self, frames: np.ndarray, key: str, split_at: int) -> tuple[torch.Tensor, torch.Tensor]:
         """`(T, *space, c)` frames -> resampled, normalised, zero-padded `(*space, T, n_channels)` tensors for
@@ -70,7 +81,7 @@ class _SplitView(Dataset):
 
     def _layout(self, frames: np.ndarray) -> torch.Tensor:
         out = np.zeros((*frames.shape[1:-1], frames.shape[0], self.n_channels), dtype=np.float32)
-        out[..., :frames.shape[-1]] = np.moveaxis(frames, 0, -2)
+        out[..., : frames.shape[-1]] = np.moveaxis(frames, 0, -2)
         return torch.from_numpy(out)
 
     def _mask(self, c: int) -> torch.Tensor:
@@ -99,12 +110,21 @@ class WindowDataset(_SplitView):
     only when the dataset's channels are not O(1); a `Normalizer` applies the given statistics.
     """
 
-    def __init__(self, dataset_dir: str | os.PathLike, split: str = "train", t_in: int = 10, t_ar: int = 1,
-                 stride: int = 1, resolution: int | Sequence[int] | None = None,
-                 n_channels: int | None = None, resample: str = "bilinear", dataset_id: int = 0,
-                 n_trajectories: int | None = None, normalize: bool | str | Normalizer = False):
-        super().__init__(dataset_dir, split, n_channels, resolution, resample, dataset_id, n_trajectories,
-                         normalize)
+    def __init__(
+        self,
+        dataset_dir: str | os.PathLike,
+        split: str = "train",
+        t_in: int = 10,
+        t_ar: int = 1,
+        stride: int = 1,
+        resolution: int | Sequence[int] | None = None,
+        n_channels: int | None = None,
+        resample: str = "bilinear",
+        dataset_id: int = 0,
+        n_trajectories: int | None = None,
+        normalize: bool | str | Normalizer = False,
+    ):
+        super().__init__(dataset_dir, split, n_channels, resolution, resample, dataset_id, n_trajectories, normalize)
         self.t_in, self.t_ar, self.stride = int(t_in), int(t_ar), int(stride)
         if self.t_in < 1 or self.t_ar < 1 or self.stride < 1:
             raise DpotError(f"t_in={t_in}, t_ar={t_ar} and stride={stride} must all be >= 1")
@@ -114,9 +134,11 @@ class WindowDataset(_SplitView):
             self.span = (self.t_in + self.t_ar - 1) * self.stride + 1
             self.n_starts = self.split.n_frames - self.span + 1
             if self.n_starts < 1:
-                raise DpotError(f"dataset {self.name!r}: trajectories have {self.split.n_frames} frames, "
-                                f"fewer than one window of t_in={self.t_in} + t_ar={self.t_ar} frames at "
-                                f"stride {self.stride} ({self.span} frames); lower t_in, t_ar or stride")
+                raise DpotError(
+                    f"dataset {self.name!r}: trajectories have {self.split.n_frames} frames, "
+                    f"fewer than one window of t_in={self.t_in} + t_ar={self.t_ar} frames at "
+                    f"stride {self.stride} ({self.span} frames); lower t_in, t_ar or stride"
+                )
 
     def __len__(self) -> int:
         return self.n_trajectories * self.n_starts
@@ -136,9 +158,14 @@ class WindowDataset(_SplitView):
             frames = self.split.frames(traj, start, start + self.span, self.stride)
             x, y = self._prepare(frames, "fields", self.t_in)
             mask = target_mask = self._mask(self.in_channels)
-        return {"x": x, "y": y, "mask": mask, "target_mask": target_mask,
-                "dataset": torch.tensor(self.dataset_id, dtype=torch.int64),
-                "window": torch.tensor([traj, start], dtype=torch.int64)}
+        return {
+            "x": x,
+            "y": y,
+            "mask": mask,
+            "target_mask": target_mask,
+            "dataset": torch.tensor(self.dataset_id, dtype=torch.int64),
+            "window": torch.tensor([traj, start], dtype=torch.int64),
+        }
 
 
 class TrajectoryDataset(_SplitView):
@@ -150,12 +177,21 @@ class TrajectoryDataset(_SplitView):
     Steady-state datasets give `history` = inputs and `target` = targets, each with a singleton time axis.
     """
 
-    def __init__(self, dataset_dir: str | os.PathLike, split: str = "test", t_in: int = 10,
-                 n_channels: int | None = None, resolution: int | Sequence[int] | None = None,
-                 n_trajectories: int | None = None, dataset_id: int = 0, horizon: int | None = None,
-                 stride: int = 1, resample: str = "bilinear", normalize: bool | str | Normalizer = False):
-        super().__init__(dataset_dir, split, n_channels, resolution, resample, dataset_id, n_trajectories,
-                         normalize)
+    def __init__(
+        self,
+        dataset_dir: str | os.PathLike,
+        split: str = "test",
+        t_in: int = 10,
+        n_channels: int | None = None,
+        resolution: int | Sequence[int] | None = None,
+        n_trajectories: int | None = None,
+        dataset_id: int = 0,
+        horizon: int | None = None,
+        stride: int = 1,
+        resample: str = "bilinear",
+        normalize: bool | str | Normalizer = False,
+    ):
+        super().__init__(dataset_dir, split, n_channels, resolution, resample, dataset_id, n_trajectories, normalize)
         self.t_in, self.stride = int(t_in), int(stride)
         if self.t_in < 1 or self.stride < 1:
             raise DpotError(f"t_in={t_in} and stride={stride} must be >= 1")
@@ -164,12 +200,16 @@ class TrajectoryDataset(_SplitView):
             return
         available = (self.split.n_frames - 1) // self.stride + 1 - self.t_in
         if available < 1:
-            raise DpotError(f"dataset {self.name!r}: trajectories have {self.split.n_frames} frames, not "
-                            f"enough for t_in={self.t_in} history frames at stride {self.stride} plus one "
-                            "target; lower t_in")
+            raise DpotError(
+                f"dataset {self.name!r}: trajectories have {self.split.n_frames} frames, not "
+                f"enough for t_in={self.t_in} history frames at stride {self.stride} plus one "
+                "target; lower t_in"
+            )
         if horizon is not None and not 1 <= int(horizon) <= available:
-            raise DpotError(f"dataset {self.name!r}: horizon={horizon} but only {available} target frames "
-                            f"follow the {self.t_in} history frames; use 1..{available}")
+            raise DpotError(
+                f"dataset {self.name!r}: horizon={horizon} but only {available} target frames "
+                f"follow the {self.t_in} history frames; use 1..{available}"
+            )
         self.horizon = available if horizon is None else int(horizon)
 
     def __len__(self) -> int:
@@ -186,8 +226,13 @@ class TrajectoryDataset(_SplitView):
             frames = self.split.frames(int(index), 0, stop, self.stride)
             history, target = self._prepare(frames, "fields", self.t_in)
             mask = target_mask = self._mask(self.in_channels)
-        return {"history": history, "target": target, "mask": mask, "target_mask": target_mask,
-                "dataset": torch.tensor(self.dataset_id, dtype=torch.int64)}
+        return {
+            "history": history,
+            "target": target,
+            "mask": mask,
+            "target_mask": target_mask,
+            "dataset": torch.tensor(self.dataset_id, dtype=torch.int64),
+        }
 
 
 def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -11,6 +11,15 @@ from dpot.evaluation.metrics import (
     vrmse,
 )
 
-__all__ = ["evaluate_checkpoints", "evaluate_model", "write_evaluation",
-           "l2re", "l2re_per_step", "masked_channel_mean", "nrmse", "relative_l2_loss",
-           "relative_l2_per_channel", "vrmse"]
+__all__ = [
+    "evaluate_checkpoints",
+    "evaluate_model",
+    "write_evaluation",
+    "l2re",
+    "l2re_per_step",
+    "masked_channel_mean",
+    "nrmse",
+    "relative_l2_loss",
+    "relative_l2_per_channel",
+    "vrmse",
+]

@@ -38,8 +38,9 @@ def pick_device(device: str = "auto", option: str = "--device") -> torch.device:
     except RuntimeError:
         raise DpotError(f"{option}={device}: not a device name (use auto, cpu, cuda or cuda:N)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DpotError(f"{option}={device}: no CUDA GPU is visible to PyTorch on this machine; use "
-                        f"{option}=cpu (or auto)")
+        raise DpotError(
+            f"{option}={device}: no CUDA GPU is visible to PyTorch on this machine; use {option}=cpu (or auto)"
+        )
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise DpotError(f"{option}={device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return dev
@@ -156,17 +157,11 @@ def evaluate_model(
             "vrmse": M.vrmse(pred, target, tmask),
             "l2re_per_step": M.l2re_per_step(pred, target, tmask),
             "nrmse_per_step": torch.stack(
-                [
-                    M.nrmse(pred[..., s : s + 1, :], target[..., s : s + 1, :], tmask)
-                    for s in range(pred.shape[-2])
-                ],
+                [M.nrmse(pred[..., s : s + 1, :], target[..., s : s + 1, :], tmask) for s in range(pred.shape[-2])],
                 -1,
             ),
             "vrmse_per_step": torch.stack(
-                [
-                    M.vrmse(pred[..., s : s + 1, :], target[..., s : s + 1, :], tmask)
-                    for s in range(pred.shape[-2])
-                ],
+                [M.vrmse(pred[..., s : s + 1, :], target[..., s : s + 1, :], tmask) for s in range(pred.shape[-2])],
                 -1,
             ),
             "l2re_channel": M.relative_l2_per_channel(pred, target)[:, :c_out],
@@ -199,8 +194,7 @@ def evaluate_model(
         "nrmse_per_step": [float(v) for v in avg["nrmse_per_step"]],
         "vrmse_per_step": [float(v) for v in avg["vrmse_per_step"]],
         "per_channel": {
-            c: {m: float(avg[f"{m}_channel"][i]) for m in ("l2re", "nrmse", "vrmse")}
-            for i, c in enumerate(names)
+            c: {m: float(avg[f"{m}_channel"][i]) for m in ("l2re", "nrmse", "vrmse")} for i, c in enumerate(names)
         },
         "seconds": seconds,
         "frames_per_s": frames / max(seconds, 1e-9),
@@ -349,10 +343,7 @@ def _write_files(out: Path, results, snaps, sources, title) -> Path:
 
 def summary_table(results: dict[str, dict[str, dict]]) -> str:
     """Plain-text summary: one line per checkpoint and dataset."""
-    lines = [
-        f"{'checkpoint':<20} {'dataset':<28} {'steps':>5} {'L2RE':>9} {'nRMSE':>9} {'VRMSE':>9} "
-        f"{'frames/s':>9}"
-    ]
+    lines = [f"{'checkpoint':<20} {'dataset':<28} {'steps':>5} {'L2RE':>9} {'nRMSE':>9} {'VRMSE':>9} {'frames/s':>9}"]
     for lab, per in results.items():
         for name, m in per.items():
             lines.append(

@@ -18,9 +18,7 @@ from dpot.evaluation.layout import LAYOUT_HELP, Layout
 SUFFIXES = (".h5", ".hdf5", ".npy", ".npz")
 
 
-def read_history(
-    path: Path, layout: str | None, key: str | None
-) -> tuple[np.ndarray, Layout | None, str | None]:
+def read_history(path: Path, layout: str | None, key: str | None) -> tuple[np.ndarray, Layout | None, str | None]:
     """The history as float32 `(N, T, *space, C)`, the layout it came in (None for canonical files) and the
     .npz key."""
     suffix = path.suffix.lower()
@@ -63,9 +61,7 @@ def read_history(
     return lay.to_canonical(arr).astype(np.float32), lay, key
 
 
-def write_prediction(
-    path: Path, frames: np.ndarray, layout: Layout | None, key: str | None, source: Path
-) -> None:
+def write_prediction(path: Path, frames: np.ndarray, layout: Layout | None, key: str | None, source: Path) -> None:
     """Write `(N, T, *space, C)` frames like the input: a canonical split file (metadata copied) or an array
     in `layout`."""
     from dpot.io import atomic_path
@@ -138,13 +134,10 @@ def rollout_file(
     cfg = model.config
     n, t, c = history.shape[0], history.shape[1], history.shape[-1]
     if history.ndim - 3 != cfg.ndim:
-        raise DpotError(
-            f"history has {history.ndim - 3} space axes but the checkpoint is a {cfg.ndim}D model"
-        )
+        raise DpotError(f"history has {history.ndim - 3} space axes but the checkpoint is a {cfg.ndim}D model")
     if t < cfg.in_timesteps:
         raise DpotError(
-            f"history has {t} frames but the checkpoint needs at least T_in={cfg.in_timesteps}; "
-            "give a longer history"
+            f"history has {t} frames but the checkpoint needs at least T_in={cfg.in_timesteps}; give a longer history"
         )
     if c > cfg.in_channels:
         raise DpotError(
@@ -186,6 +179,5 @@ def rollout_file(
     write_prediction(out, frames, lay, key, src)
     rate = n * steps / max(seconds, 1e-9)
     return (
-        f"predicted {steps} frames for {n} trajectories in {seconds:.2f} s ({rate:.1f} frames/s on {dev}); "
-        f"wrote {out}"
+        f"predicted {steps} frames for {n} trajectories in {seconds:.2f} s ({rate:.1f} frames/s on {dev}); wrote {out}"
     )

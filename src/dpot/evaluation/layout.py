@@ -28,17 +28,13 @@ class Layout:
         letters = tuple(text.split()) if " " in text.strip() else tuple(text.strip())
         bad = [a for a in letters if a not in ("n", "t", "c", *SPACE_AXES)]
         if bad or not letters:
-            raise DpotError(
-                f"bad --layout {text!r}: unknown axis {bad[0] if bad else '(empty)'!r}; use {LAYOUT_HELP}"
-            )
+            raise DpotError(f"bad --layout {text!r}: unknown axis {bad[0] if bad else '(empty)'!r}; use {LAYOUT_HELP}")
         dup = sorted({a for a in letters if letters.count(a) > 1})
         if dup:
             raise DpotError(f"bad --layout {text!r}: axis {dup[0]!r} appears twice; use {LAYOUT_HELP}")
         space = [a for a in letters if a in SPACE_AXES]
         if "t" not in letters or not space:
-            raise DpotError(
-                f"bad --layout {text!r}: needs a 't' axis and at least one space axis; use {LAYOUT_HELP}"
-            )
+            raise DpotError(f"bad --layout {text!r}: needs a 't' axis and at least one space axis; use {LAYOUT_HELP}")
         if sorted(space) != list(SPACE_AXES[: len(space)]):
             raise DpotError(
                 f"bad --layout {text!r}: space axes must be x, x y, or x y z (any order); use {LAYOUT_HELP}"

@@ -36,8 +36,9 @@ def masked_channel_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torc
     return (values * m).sum(-1) / m.sum(-1).clamp_min(1.0)
 
 
-def relative_l2_per_channel(pred: torch.Tensor, target: torch.Tensor, per_step: bool = False,
-                            eps: float = EPS) -> torch.Tensor:
+def relative_l2_per_channel(
+    pred: torch.Tensor, target: torch.Tensor, per_step: bool = False, eps: float = EPS
+) -> torch.Tensor:
     """‖pred − y‖₂ / (‖y‖₂ + eps) per sample and channel: `(B, C)` over the whole block, or `(B, T, C)`
     per step."""
     _check(pred, target)
@@ -57,16 +58,16 @@ def l2re_per_step(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor |
     return masked_channel_mean(relative_l2_per_channel(pred, target, per_step=True), mask)
 
 
-def nrmse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
-          eps: float = EPS) -> torch.Tensor:
+def nrmse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, eps: float = EPS) -> torch.Tensor:
     """PDEBench nRMSE per trajectory `(B,)`: RMSE/RMS(y) of each frame and channel, averaged over steps and
     real channels."""
     per = relative_l2_per_channel(pred, target, per_step=True, eps=eps)  # RMSE/RMS = ‖e‖/‖y‖ per frame
     return masked_channel_mean(per, mask).mean(-1)
 
 
-def vrmse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
-          eps: float = 1e-7) -> torch.Tensor:
+def vrmse(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e-7
+) -> torch.Tensor:
     """The Well's VRMSE per trajectory `(B,)`: sqrt(mean (pred−y)² / (var(y) + eps)) per frame and channel,
     averaged over steps and real channels."""
     _check(pred, target)
@@ -77,8 +78,9 @@ def vrmse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = 
     return masked_channel_mean(torch.sqrt(mse / (var + eps)), mask).mean(-1)
 
 
-def relative_l2_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
-                     reduction: str = "mean") -> torch.Tensor:
+def relative_l2_loss(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, reduction: str = "mean"
+) -> torch.Tensor:
     """Training loss: relative L2 per sample and channel over space and predicted steps, padded channels
     masked out, averaged over real channels; `reduction` "mean" over the batch (scalar) or "none" (`(B,)`)."""
     per_sample = l2re(pred, target, mask)

@@ -76,7 +76,10 @@ def plot_snapshots(
     n_ch = truth.shape[-1]
     rows = 2 if ndim == 1 else 3
     fig, axes = plt.subplots(
-        rows * n_ch, len(steps), figsize=(2.3 * len(steps) + 0.8, 2.0 * rows * n_ch), squeeze=False,
+        rows * n_ch,
+        len(steps),
+        figsize=(2.3 * len(steps) + 0.8, 2.0 * rows * n_ch),
+        squeeze=False,
         layout="constrained",
     )
     for c in range(n_ch):

@@ -82,8 +82,11 @@ def write_metrics(out_dir: str | os.PathLike, results: Mapping[str, Mapping[str,
     out_dir = Path(out_dir)
     n_bad = finite_json(metrics_json(results))[1]
     if n_bad:
-        print(f"dpot evaluate: warning: {n_bad} metric values are NaN/Inf (null in metrics.json): the rollout "
-              "diverged or the data holds NaN/Inf", file=sys.stderr)
+        print(
+            f"dpot evaluate: warning: {n_bad} metric values are NaN/Inf (null in metrics.json): the rollout "
+            "diverged or the data holds NaN/Inf",
+            file=sys.stderr,
+        )
     write_json(out_dir / "metrics.json", metrics_json(results))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["checkpoint", "dataset", "channel", "step", *METRICS])
@@ -153,16 +156,11 @@ def evaluation_markdown(
         ]
     parts += [f"{h}# Per channel (L2RE)", ""]
     for name in datasets:
-        chans = list(
-            dict.fromkeys(ch for lab in labels for ch in results[lab].get(name, {}).get("per_channel", {}))
-        )
+        chans = list(dict.fromkeys(ch for lab in labels for ch in results[lab].get(name, {}).get("per_channel", {})))
         rows = [
             [
                 ch,
-                *[
-                    results[lab].get(name, {}).get("per_channel", {}).get(ch, {}).get("l2re")
-                    for lab in labels
-                ],
+                *[results[lab].get(name, {}).get("per_channel", {}).get(ch, {}).get("l2re") for lab in labels],
             ]
             for ch in chans
         ]

@@ -62,8 +62,7 @@ class PretrainedModel(nn.Module):
         return write_checkpoint(directory, self.model_type, self.config.to_dict(), self.state_dict(), extra)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu",
-                        **overrides: Any):
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides: Any):
         """Load a checkpoint directory written by `save_pretrained` (strict: every tensor must match).
 
         `overrides` change config options that keep every weight's shape (e.g. `interpolate_pos_embed=True`);
@@ -76,8 +75,10 @@ def read_checkpoint_config(directory: str | os.PathLike) -> dict[str, Any]:
     directory = Path(directory)
     path = directory / CONFIG_FILE if directory.is_dir() else directory
     if path.suffix in (".pth", ".pt") and path.is_file():
-        raise DpotError(f"{path} is a PyTorch file, not a dpot checkpoint folder; convert a DPOT reference "
-                        f"checkpoint first: dpot import-checkpoint {path} --out DIR")
+        raise DpotError(
+            f"{path} is a PyTorch file, not a dpot checkpoint folder; convert a DPOT reference "
+            f"checkpoint first: dpot import-checkpoint {path} --out DIR"
+        )
     if not path.is_file():
         raise DpotError(f"{directory}: not a checkpoint directory ({CONFIG_FILE} missing)")
     try:
@@ -103,8 +104,13 @@ def load_model_config(directory: str | os.PathLike, **overrides: Any) -> Any:
     return _config(model_class(meta["model_type"]), {**meta["model"], **overrides}, directory)
 
 
-def write_checkpoint(directory: str | os.PathLike, model_type: str, config: dict[str, Any],
-                     state: dict[str, torch.Tensor], extra: dict | None = None) -> Path:
+def write_checkpoint(
+    directory: str | os.PathLike,
+    model_type: str,
+    config: dict[str, Any],
+    state: dict[str, torch.Tensor],
+    extra: dict | None = None,
+) -> Path:
     """Write `model.safetensors` then `config.json` (each atomic; config last = complete)."""
 
     from dpot import __version__
@@ -124,8 +130,9 @@ def _shapes(cls: type[PretrainedModel], config: Any) -> dict[str, tuple[int, ...
         return {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}
 
 
-def _check_overrides(cls: type[PretrainedModel], values: dict[str, Any], overrides: dict[str, Any],
-                     where: Path) -> None:
+def _check_overrides(
+    cls: type[PretrainedModel], values: dict[str, Any], overrides: dict[str, Any], where: Path
+) -> None:
     """DpotError naming the first override that would add, drop or reshape a weight."""
     base = _shapes(cls, _config(cls, values, where))
     for key, value in overrides.items():
@@ -138,8 +145,9 @@ def _check_overrides(cls: type[PretrainedModel], values: dict[str, Any], overrid
             )
 
 
-def load_pretrained(cls: type[PretrainedModel], directory: str | os.PathLike,
-                    map_location: str | torch.device = "cpu", **overrides: Any):
+def load_pretrained(
+    cls: type[PretrainedModel], directory: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides: Any
+):
     """Build `cls` from `config.json` (plus shape-preserving `overrides`) and load `model.safetensors` strictly."""
 
     directory = Path(directory)
@@ -171,8 +179,9 @@ def load_pretrained(cls: type[PretrainedModel], directory: str | os.PathLike,
     return model.to(map_location)
 
 
-def load_model(directory: str | os.PathLike, map_location: str | torch.device = "cpu",
-               **overrides: Any) -> PretrainedModel:
+def load_model(
+    directory: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides: Any
+) -> PretrainedModel:
     """Load any dpot checkpoint directory, dispatching on its `model_type` through `MODEL_TYPES`; `overrides`
     as in `PretrainedModel.from_pretrained`."""
     meta = read_checkpoint_config(directory)
@@ -207,9 +216,7 @@ def checkpoint_summary(path: str | os.PathLike) -> str:
         shapes = safetensors_shapes(weights)
         n_tensors = len(shapes)
         n_params = sum(math.prod(s) for s in shapes.values())
-    lines = [
-        f"checkpoint {directory} (model_type {meta['model_type']}, dpot {meta.get('dpot_version', '?')})"
-    ]
+    lines = [f"checkpoint {directory} (model_type {meta['model_type']}, dpot {meta.get('dpot_version', '?')})"]
     if meta["model_type"] == "dpot":
         lines.append(describe(load_model_config(directory), n_params))
     else:

@@ -55,22 +55,14 @@ class DPOTConfig:
         size = self.img_size
         size = (int(size),) * self.ndim if isinstance(size, int) else tuple(int(s) for s in size)
         if len(size) != self.ndim:
-            raise DpotError(
-                f"DPOTConfig.img_size {list(size)} must have ndim={self.ndim} entries (or be one int)"
-            )
+            raise DpotError(f"DPOTConfig.img_size {list(size)} must have ndim={self.ndim} entries (or be one int)")
         self.img_size = size
         if any(s % self.patch_size for s in size):
-            raise DpotError(
-                f"DPOTConfig.img_size {list(size)} must be divisible by patch_size={self.patch_size}"
-            )
+            raise DpotError(f"DPOTConfig.img_size {list(size)} must be divisible by patch_size={self.patch_size}")
         if self.embed_dim % 8:
-            raise DpotError(
-                f"DPOTConfig.embed_dim={self.embed_dim} must be divisible by 8 (GroupNorm(8) groups)"
-            )
+            raise DpotError(f"DPOTConfig.embed_dim={self.embed_dim} must be divisible by 8 (GroupNorm(8) groups)")
         if self.embed_dim % self.n_blocks:
-            raise DpotError(
-                f"DPOTConfig.embed_dim={self.embed_dim} must be divisible by n_blocks={self.n_blocks}"
-            )
+            raise DpotError(f"DPOTConfig.embed_dim={self.embed_dim} must be divisible by n_blocks={self.n_blocks}")
         if self.mlp_hidden < 1:
             raise DpotError(f"DPOTConfig.mlp_ratio={self.mlp_ratio} gives an empty channel MLP")
         if self.time_agg not in TIME_AGG_TYPES:
@@ -169,13 +161,23 @@ class LoraConfig:
     rank: int = num(8, ge=1)
     alpha: float | None = num(None, gt=0, null="scale 1")  # update scale = alpha / rank; null = rank (scale 1)
     targets: list[str] = field(
-        default_factory=lambda: ["blocks.*.mlp.*.weight", "patch_embed.proj.*.weight", "out_layer.*.weight",
-                                 "time_agg_layer.w"]
+        default_factory=lambda: [
+            "blocks.*.mlp.*.weight",
+            "patch_embed.proj.*.weight",
+            "out_layer.*.weight",
+            "time_agg_layer.w",
+        ]
     )  # parameter-name globs (1-D matches such as biases are skipped)
     spectral: bool = True  # also blocks.*.filter.w1/w2 (complex low-rank per block)
     full: list[str] = field(
-        default_factory=lambda: ["patch_embed.*.bias", "blocks.*.bias", "blocks.*.filter.b1", "blocks.*.filter.b2",
-                                 "blocks.*.norm*.weight", "out_layer.*.bias"]
+        default_factory=lambda: [
+            "patch_embed.*.bias",
+            "blocks.*.bias",
+            "blocks.*.filter.b1",
+            "blocks.*.filter.b2",
+            "blocks.*.norm*.weight",
+            "out_layer.*.bias",
+        ]
     )  # globs of tensors trained in full and stored in the adapter (default: biases and norms, 0.3 % of Ti)
     lr_scale: float = num(4.0, gt=0)  # the low-rank factors train at optim.lr x this (the full tensors at optim.lr)
 

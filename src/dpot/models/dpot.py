@@ -66,12 +66,9 @@ class DPOT(PretrainedModel):
         self.pos_embed = nn.Parameter(torch.empty(1, d, *cfg.latent_size))
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         self.blocks = nn.ModuleList(
-            Block(d, cfg.n_blocks, cfg.mlp_hidden, nd, cfg.modes, cfg.symmetric_modes)
-            for _ in range(cfg.depth)
+            Block(d, cfg.n_blocks, cfg.mlp_hidden, nd, cfg.modes, cfg.symmetric_modes) for _ in range(cfg.depth)
         )
-        self.cls_head = nn.Sequential(
-            nn.Linear(d, d), nn.GELU(), nn.Linear(d, d), nn.GELU(), nn.Linear(d, cfg.n_cls)
-        )
+        self.cls_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d), nn.GELU(), nn.Linear(d, cfg.n_cls))
         self.time_agg_layer = TimeAggregator(d, cfg.in_timesteps, cfg.time_agg)
         o = cfg.out_layer_dim
         self.out_layer = nn.Sequential(
@@ -100,16 +97,19 @@ class DPOT(PretrainedModel):
         return cls(preset_config(name, **overrides))
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu",
-                        **overrides: Any) -> DPOT:
+    def from_pretrained(
+        cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides: Any
+    ) -> DPOT:
         """A checkpoint folder (see `PretrainedModel.from_pretrained`), or a released reference checkpoint by
         name, `hf://hzk17/DPOT/model_Ti.pth[@REVISION]` (needs `dpot[hub]`)."""
         from dpot.models.hub import is_hub_uri, model_from_hub
 
         if is_hub_uri(directory):
             if overrides:
-                raise DpotError(f"{directory}: load-time overrides need a local checkpoint; run "
-                                f"`dpot import-checkpoint {directory} --out DIR`, then from_pretrained(DIR, ...)")
+                raise DpotError(
+                    f"{directory}: load-time overrides need a local checkpoint; run "
+                    f"`dpot import-checkpoint {directory} --out DIR`, then from_pretrained(DIR, ...)"
+                )
             return model_from_hub(str(directory), map_location=map_location)
         return super().from_pretrained(directory, map_location, **overrides)
 
@@ -150,16 +150,10 @@ class DPOT(PretrainedModel):
         """Raise ValueError naming the expected shape if `x` (or `channel_mask`) does not fit this model."""
         cfg = self.config
         if x.dim() != cfg.ndim + 3:
-            raise ValueError(
-                f"DPOT input must be {cfg.ndim + 3}-D {self.expected_shape()}, got shape {tuple(x.shape)}"
-            )
+            raise ValueError(f"DPOT input must be {cfg.ndim + 3}-D {self.expected_shape()}, got shape {tuple(x.shape)}")
         space, t, c = tuple(x.shape[1 : 1 + cfg.ndim]), x.shape[-2], x.shape[-1]
         if cfg.interpolate_pos_embed:
-            if (
-                any(s % cfg.patch_size or s == 0 for s in space)
-                or t != cfg.in_timesteps
-                or c != cfg.in_channels
-            ):
+            if any(s % cfg.patch_size or s == 0 for s in space) or t != cfg.in_timesteps or c != cfg.in_channels:
                 raise ValueError(
                     f"DPOT input must have shape {self.expected_shape()} with every spatial size "
                     f"divisible by patch_size={cfg.patch_size}, got {tuple(x.shape)}"
@@ -173,8 +167,7 @@ class DPOT(PretrainedModel):
             raise ValueError(f"DPOT input must be a floating-point tensor, got {x.dtype}")
         if channel_mask is not None and tuple(channel_mask.shape) != (x.shape[0], cfg.in_channels):
             raise ValueError(
-                f"channel_mask must have shape (B={x.shape[0]}, C={cfg.in_channels}), "
-                f"got {tuple(channel_mask.shape)}"
+                f"channel_mask must have shape (B={x.shape[0]}, C={cfg.in_channels}), got {tuple(channel_mask.shape)}"
             )
 
     def _pos_embed(self, grid: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:

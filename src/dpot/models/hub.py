@@ -92,8 +92,12 @@ def origin(ref: HubFile, path: Path) -> dict[str, str]:
     """Where a downloaded file came from, for the checkpoint's `source` record (commit from the cache path)."""
     parts = path.parts
     commit = parts[parts.index("snapshots") + 1] if "snapshots" in parts[:-1] else None
-    return {"hub_repo": ref.repo_id, "hub_file": ref.filename, "hub_revision": ref.revision or "main",
-            **({"hub_commit": commit} if commit else {})}
+    return {
+        "hub_repo": ref.repo_id,
+        "hub_file": ref.filename,
+        "hub_revision": ref.revision or "main",
+        **({"hub_commit": commit} if commit else {}),
+    }
 
 
 def model_from_hub(uri: str, revision: str | None = None, map_location: str | torch.device = "cpu"):

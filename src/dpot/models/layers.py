@@ -115,8 +115,9 @@ class GroupNormCL(nn.GroupNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with fp32(x.device):
-            y = F.group_norm(x.movedim(-1, 1).float(), self.num_groups, self.weight.float(), self.bias.float(),
-                             self.eps)
+            y = F.group_norm(
+                x.movedim(-1, 1).float(), self.num_groups, self.weight.float(), self.bias.float(), self.eps
+            )
         return y.movedim(1, -1).to(x.dtype)
 
 
@@ -201,9 +202,7 @@ class SpectralMixer(nn.Module):
 class Block(nn.Module):
     """Fourier-attention block of DPOTNet: y = x + MLP(GN(F(GN(x)) + GN(x))) (no skip around the filter)."""
 
-    def __init__(
-        self, dim: int, n_blocks: int, mlp_hidden: int, ndim: int, modes: int | None, symmetric: bool
-    ):
+    def __init__(self, dim: int, n_blocks: int, mlp_hidden: int, ndim: int, modes: int | None, symmetric: bool):
         super().__init__()
         self.norm1 = GroupNormCL(8, dim)
         self.filter = SpectralMixer(dim, n_blocks, ndim, modes, symmetric)

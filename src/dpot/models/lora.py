@@ -113,8 +113,10 @@ def full_names(model: nn.Module, cfg: LoraConfig) -> list[str]:
     for pattern in cfg.full:
         hits = [n for n in params if fnmatch.fnmatchcase(n, pattern)]
         if not hits:
-            raise DpotError(f"finetune.lora.full: {pattern!r} matches no parameter (e.g. blocks.*.bias, "
-                            "blocks.*.norm*.weight, time_agg_layer.gamma; [] trains only the low-rank factors)")
+            raise DpotError(
+                f"finetune.lora.full: {pattern!r} matches no parameter (e.g. blocks.*.bias, "
+                "blocks.*.norm*.weight, time_agg_layer.gamma; [] trains only the low-rank factors)"
+            )
         names += [n for n in hits if n not in names]
     return names
 
@@ -139,18 +141,22 @@ class LoraDPOT(DPOT):
         `model.safetensors` holding only the adapter tensors."""
         from dpot.models.checkpoint import write_checkpoint
 
-        return write_checkpoint(directory, MODEL_TYPE, self.config.to_dict(), self.state_dict(),
-                                {**(extra or {}), "lora": self.lora_record})
+        return write_checkpoint(
+            directory, MODEL_TYPE, self.config.to_dict(), self.state_dict(), {**(extra or {}), "lora": self.lora_record}
+        )
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu",
-                        **overrides: Any) -> LoraDPOT:
+    def from_pretrained(
+        cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides: Any
+    ) -> LoraDPOT:
         """Load the base checkpoint the adapter folder points to (checking its sha256), then the adapter."""
         from dpot.io import read_safetensors as load_file
 
         if overrides:
-            raise DpotError(f"{directory}: load-time overrides are not supported for a LoRA adapter; write a plain "
-                            "checkpoint with `dpot export --merge` and load that")
+            raise DpotError(
+                f"{directory}: load-time overrides are not supported for a LoRA adapter; write a plain "
+                "checkpoint with `dpot export --merge` and load that"
+            )
         from dpot.models.checkpoint import WEIGHTS_FILE, read_checkpoint_config
         from dpot.models.config import DPOTConfig
 
@@ -185,8 +191,10 @@ class LoraDPOT(DPOT):
         model = inject(plain, LoraConfig(**record["config"]), train=full, base=record["base"])
         result = model.load_state_dict(adapter, strict=False)
         if result.missing_keys or result.unexpected_keys:
-            raise DpotError(f"{directory}: adapter does not match its config (missing {result.missing_keys[:3]}, "
-                            f"unexpected {result.unexpected_keys[:3]})")
+            raise DpotError(
+                f"{directory}: adapter does not match its config (missing {result.missing_keys[:3]}, "
+                f"unexpected {result.unexpected_keys[:3]})"
+            )
         return model.to(map_location)
 
     def merged_state_dict(self) -> dict[str, torch.Tensor]:
@@ -237,8 +245,11 @@ def changed_tensors(model: nn.Module, base: nn.Module) -> list[str]:
     """Names of `model`'s tensors that `base` lacks or holds with another shape or value (what the task
     adaptation created or changed: these train in full and are stored in the adapter)."""
     src = base.state_dict()
-    return [n for n, v in model.state_dict().items()
-            if n not in src or src[n].shape != v.shape or not torch.equal(src[n].to(v), v)]
+    return [
+        n
+        for n, v in model.state_dict().items()
+        if n not in src or src[n].shape != v.shape or not torch.equal(src[n].to(v), v)
+    ]
 
 
 def attach(model: DPOT, base: DPOT | None, base_dir: str | os.PathLike, cfg: LoraConfig) -> LoraDPOT:
@@ -272,8 +283,11 @@ def export_merged(adapter_dir: str | os.PathLike, out: str | os.PathLike) -> Pat
     model = LoraDPOT.from_pretrained(adapter_dir)
     record = meta["lora"]
     extra = {k: v for k, v in meta.items() if k not in ("model_type", "model", "dpot_version", "lora")}
-    extra["merged_from"] = {"adapter": str(Path(adapter_dir).resolve()), "base": record["base"],
-                            "lora": record["config"]}
+    extra["merged_from"] = {
+        "adapter": str(Path(adapter_dir).resolve()),
+        "base": record["base"],
+        "lora": record["config"],
+    }
     with atomic_path(out) as tmp:
         model.merged().save_pretrained(tmp, extra=extra)
     return Path(out)

@@ -40,8 +40,11 @@ def _one_line(exc: BaseException) -> str:
     if match:  # weights_only refused a pickled class or function
         return f"unsupported global {match.group(1)}: refused for safety"
     if "Weights only load failed" in text:
-        reasons = [line.split("error:")[-1].strip() for line in text.splitlines()
-                   if line.strip() and not re.search(r"weights_only|torch\.load|trust", line)]
+        reasons = [
+            line.split("error:")[-1].strip()
+            for line in text.splitlines()
+            if line.strip() and not re.search(r"weights_only|torch\.load|trust", line)
+        ]
         reason = next((r for r in reasons if r), "unknown content")
         return f"not a tensor-only PyTorch file: {reason.rstrip('.')}"
     return (text.splitlines() or [type(exc).__name__])[0][:200]

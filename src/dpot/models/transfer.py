@@ -137,8 +137,7 @@ def inflate_2d_to_3d(model: DPOT, **overrides: Any) -> DPOT:
     for name in ("embed_dim", "depth", "n_blocks", "mlp_hidden"):
         if getattr(cfg, name) != getattr(src, name):
             raise ValueError(
-                f"2D->3D transfer keeps the trunk: {name} must stay {getattr(src, name)}, "
-                f"got {getattr(cfg, name)}"
+                f"2D->3D transfer keeps the trunk: {name} must stay {getattr(src, name)}, got {getattr(cfg, name)}"
             )
     new = DPOT(cfg).to(model.pos_embed.device)
     s2, s3 = model.state_dict(), new.state_dict()
@@ -172,18 +171,12 @@ def inflate_2d_to_3d(model: DPOT, **overrides: Any) -> DPOT:
     # Positional embedding: resize in (x, y), replicate along z.
     pe2 = s2["pos_embed"]
     lx, ly, lz = cfg.latent_size
-    pe = (
-        F.interpolate(pe2, size=(lx, ly), mode="bilinear", align_corners=False)
-        if pe2.shape[2:] != (lx, ly)
-        else pe2
-    )
+    pe = F.interpolate(pe2, size=(lx, ly), mode="bilinear", align_corners=False) if pe2.shape[2:] != (lx, ly) else pe2
     s3["pos_embed"].copy_(pe.unsqueeze(-1).expand(-1, -1, -1, -1, lz))
 
     # Output head: replicate the ConvTranspose kernel along z; copy the pointwise convs.
     if p == p3 and src.out_layer_dim == cfg.out_layer_dim:
-        s3["out_layer.0.weight"].copy_(
-            s2["out_layer.0.weight"].unsqueeze(-1).expand_as(s3["out_layer.0.weight"])
-        )
+        s3["out_layer.0.weight"].copy_(s2["out_layer.0.weight"].unsqueeze(-1).expand_as(s3["out_layer.0.weight"]))
         s3["out_layer.0.bias"].copy_(s2["out_layer.0.bias"])
         s3["out_layer.2.weight"].copy_(s2["out_layer.2.weight"].unsqueeze(-1))
         s3["out_layer.2.bias"].copy_(s2["out_layer.2.bias"])
@@ -193,9 +186,7 @@ def inflate_2d_to_3d(model: DPOT, **overrides: Any) -> DPOT:
                 s3["out_layer.4.weight"][t * c3 : (t + 1) * c3],
                 s2["out_layer.4.weight"][t * c2 : (t + 1) * c2].unsqueeze(-1),
             )
-            _overlap(
-                s3["out_layer.4.bias"][t * c3 : (t + 1) * c3], s2["out_layer.4.bias"][t * c2 : (t + 1) * c2]
-            )
+            _overlap(s3["out_layer.4.bias"][t * c3 : (t + 1) * c3], s2["out_layer.4.bias"][t * c2 : (t + 1) * c2])
     if "patch_embed.mask_proj" in s2 and "patch_embed.mask_proj" in s3:
         _overlap(s3["patch_embed.mask_proj"], s2["patch_embed.mask_proj"])
     new.load_state_dict(s3)

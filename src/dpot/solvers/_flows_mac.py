@@ -84,8 +84,9 @@ def face_coords(n: int, dx: float, device: str | torch.device, dtype: torch.dtyp
     return uxy, vxy, cxy
 
 
-def pad_tangential(u: torch.Tensor, v: torch.Tensor, ghost: str, lid: torch.Tensor | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_tangential(
+    u: torch.Tensor, v: torch.Tensor, ghost: str, lid: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """u padded in y to (B, N+1, N+2) and v padded in x to (B, N+2, N+1) with ghost values outside the walls:
     `zero` (velocity zero outside) or `noslip` (ghost = -interior, i.e. zero at the wall; with `lid` (B,) the top
     wall moves in x: ghost = 2·lid - interior)."""
@@ -97,14 +98,16 @@ def pad_tangential(u: torch.Tensor, v: torch.Tensor, ghost: str, lid: torch.Tens
     return up, vp
 
 
-def velocity_at(up: torch.Tensor, vp: torch.Tensor, x: torch.Tensor, y: torch.Tensor, dx: float
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def velocity_at(
+    up: torch.Tensor, vp: torch.Tensor, x: torch.Tensor, y: torch.Tensor, dx: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Bilinear (u, v) at physical points (x, y) from the padded face arrays of `pad_tangential`."""
     return sample(up, x / dx, y / dx + 0.5), sample(vp, x / dx + 0.5, y / dx)
 
 
-def advect_velocity(u: torch.Tensor, v: torch.Tensor, h: float, dx: float, ghost: str,
-                    lid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def advect_velocity(
+    u: torch.Tensor, v: torch.Tensor, h: float, dx: float, ghost: str, lid: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Semi-Lagrangian self-advection of the face velocities (one backward Euler trace, bilinear interpolation);
     departure points are clamped to the box, wall-normal faces stay zero."""
     n = u.shape[-1]
@@ -124,8 +127,9 @@ def advect_velocity(u: torch.Tensor, v: torch.Tensor, h: float, dx: float, ghost
     return u_new, v_new
 
 
-def laplacian_faces(u: torch.Tensor, v: torch.Tensor, dx: float, ghost: str, lid: torch.Tensor | None = None
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+def laplacian_faces(
+    u: torch.Tensor, v: torch.Tensor, dx: float, ghost: str, lid: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """5-point Laplacian of the interior faces (wall-normal faces get 0), tangential ghosts as in `pad_tangential`."""
     up, vp = pad_tangential(u, v, ghost, lid)
     lu = (up[:, 2:, 1:-1] + up[:, :-2, 1:-1] + up[:, 1:-1, 2:] + up[:, 1:-1, :-2] - 4 * up[:, 1:-1, 1:-1]) / dx**2

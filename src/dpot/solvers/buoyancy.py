@@ -33,8 +33,10 @@ def initial_smoke(n: int, res: int, seed: int, start: int) -> torch.Tensor:
     out = torch.empty(n, res, res, dtype=torch.float64)
     for i in range(n):
         g = trajectory_generator(seed, start + i)
-        noise = torch.complex(torch.randn(res, res, generator=g, dtype=torch.float64),
-                              torch.randn(res, res, generator=g, dtype=torch.float64))
+        noise = torch.complex(
+            torch.randn(res, res, generator=g, dtype=torch.float64),
+            torch.randn(res, res, generator=g, dtype=torch.float64),
+        )
         a = torch.fft.ifft2(noise * weight).real
         a = (a - a.mean()) / a.std()
         out[i] = a.abs()
@@ -57,8 +59,16 @@ def advect_smoke(s: torch.Tensor, u: torch.Tensor, v: torch.Tensor, h: float, dx
     return new * torch.where(new_mass > 0, mass / new_mass.clamp_min(1e-30), torch.ones_like(mass))
 
 
-def step(s: torch.Tensor, u: torch.Tensor, v: torch.Tensor, b: torch.Tensor, dx: float,
-         solver: mac.EigenSolver2D, h: float = DT, nu: float = NU):
+def step(
+    s: torch.Tensor,
+    u: torch.Tensor,
+    v: torch.Tensor,
+    b: torch.Tensor,
+    dx: float,
+    solver: mac.EigenSolver2D,
+    h: float = DT,
+    nu: float = NU,
+):
     """One PDEArena/PhiFlow step: advect smoke, buoyancy b (B,) on the v-faces, self-advect, diffuse, project."""
     s = advect_smoke(s, u, v, h, dx)
     force = 0.5 * (s[:, :, 1:] + s[:, :, :-1]) * b.view(-1, 1, 1)
@@ -79,18 +89,30 @@ def _range(name: str, value, n: int, seed: int, start: int, salt: int) -> np.nda
     lo, hi = (float(x) for x in value)
     if not lo <= hi:
         raise DpotError(f"ns2d_buoyancy: {name} range {value} must be [lo, hi] with lo <= hi")
-    draws = [float(torch.rand(1, generator=trajectory_generator(seed + salt, start + i), dtype=torch.float64))
-             for i in range(n)]
+    draws = [
+        float(torch.rand(1, generator=trajectory_generator(seed + salt, start + i), dtype=torch.float64))
+        for i in range(n)
+    ]
     return lo + (hi - lo) * np.asarray(draws)
 
 
-def simulate(n: int, res: int = 64, frames: int = 56, seed: int = 0, start: int = 0, device: str = "cpu",
-             buoyancy=(0.2, 0.5), nu: float = NU, warmup: int = WARMUP) -> SimResult:
+def simulate(
+    n: int,
+    res: int = 64,
+    frames: int = 56,
+    seed: int = 0,
+    start: int = 0,
+    device: str = "cpu",
+    buoyancy=(0.2, 0.5),
+    nu: float = NU,
+    warmup: int = WARMUP,
+) -> SimResult:
     """Trajectories `start .. start+n-1`; channels (smoke, vx, vy) at cell centres, frames every 1.5 time units.
     `buoyancy` is a number or a [lo, hi] range drawn uniformly per trajectory."""
     if res < 8 or frames < 1 or n < 1 or warmup < 0:
-        raise DpotError(f"ns2d_buoyancy: need n >= 1, res >= 8, frames >= 1, warmup >= 0 (got {n}, {res}, "
-                        f"{frames}, {warmup})")
+        raise DpotError(
+            f"ns2d_buoyancy: need n >= 1, res >= 8, frames >= 1, warmup >= 0 (got {n}, {res}, {frames}, {warmup})"
+        )
     if nu < 0:
         raise DpotError(f"ns2d_buoyancy: viscosity nu must be >= 0 (got {nu})")
     b_np = _range("buoyancy", buoyancy, n, seed, start, salt=7919)
@@ -128,5 +150,5 @@ FAMILY = Family(
     param_names=["buoyancy"],
     defaults={"res": 64, "frames": 56, "buoyancy": [0.2, 0.5]},
     description="PDEArena smoke + buoyancy (closed box, nu=0.01): MAC grid, semi-Lagrangian advection "
-                "(smoke mass fixed), exact projection",
+    "(smoke mass fixed), exact projection",
 )

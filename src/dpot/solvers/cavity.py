@@ -87,16 +87,29 @@ def _draw(n: int, seed: int, start: int, lid, nu) -> np.ndarray:
     return out
 
 
-def simulate(n: int, res: int = 64, frames: int = 21, seed: int = 0, start: int = 0, device: str = "cpu",
-             lid=(0.5, 2.0), nu=(2e-3, 2e-2), dt: float = T_FRAME) -> SimResult:
+def simulate(
+    n: int,
+    res: int = 64,
+    frames: int = 21,
+    seed: int = 0,
+    start: int = 0,
+    device: str = "cpu",
+    lid=(0.5, 2.0),
+    nu=(2e-3, 2e-2),
+    dt: float = T_FRAME,
+) -> SimResult:
     """Trajectories `start .. start+n-1` from rest; channels (u, v, mask); `lid` and `nu` are numbers or ranges
     ([lo, hi]: lid uniform, nu log-uniform per trajectory). Reynolds number = lid·(1 − 2/res)/nu."""
     if res < 8 or frames < 1 or n < 1 or dt <= 0:
         raise DpotError(f"cavity_2d: need n >= 1, res >= 8, frames >= 1, dt > 0 (got {n}, {res}, {frames}, {dt})")
     p = _draw(n, seed, start, lid, nu)
     dtype = torch.float32
-    sim = CavitySolver(res - 2, 1.0 / res, torch.as_tensor(p[:, 0], device=device, dtype=dtype),
-                       torch.as_tensor(p[:, 1], device=device, dtype=dtype))
+    sim = CavitySolver(
+        res - 2,
+        1.0 / res,
+        torch.as_tensor(p[:, 0], device=device, dtype=dtype),
+        torch.as_tensor(p[:, 1], device=device, dtype=dtype),
+    )
     out = torch.empty(n, frames, res, res, 3, device=device, dtype=dtype)
     for k in range(frames):
         if k > 0:
@@ -122,5 +135,5 @@ FAMILY = Family(
     param_names=["lid", "nu"],
     defaults={"res": 64, "frames": 21, "lid": [0.5, 2.0], "nu": [2e-3, 2e-2], "dt": T_FRAME},
     description="CFDBench-like lid-driven cavity from rest (one-cell wall frame, mask channel): MAC grid, "
-                "semi-Lagrangian advection, implicit diffusion, exact projection",
+    "semi-Lagrangian advection, implicit diffusion, exact projection",
 )

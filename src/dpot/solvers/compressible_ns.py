@@ -96,8 +96,9 @@ def _rhs(q: torch.Tensor, dx: float, gamma: float) -> tuple[torch.Tensor, torch.
     return -div, w
 
 
-def _viscous(q: torch.Tensor, h: torch.Tensor, eta: float, zeta: float, k2: torch.Tensor,
-             kx: torch.Tensor, ky: torch.Tensor) -> torch.Tensor:
+def _viscous(
+    q: torch.Tensor, h: torch.Tensor, eta: float, zeta: float, k2: torch.Tensor, kx: torch.Tensor, ky: torch.Tensor
+) -> torch.Tensor:
     """Exact Fourier solve of dv/dt = eta Δv + (eta/3 + zeta) ∇(∇·v) over per-trajectory steps h (B,).
 
     Momentum changes by rho·Δv with its mean removed (total momentum exact); E is kept, so the dissipated
@@ -123,8 +124,17 @@ def _max_speed(q: torch.Tensor, gamma: float) -> torch.Tensor:
     return (torch.sqrt(w[:, 1] ** 2 + w[:, 2] ** 2) + c).amax(dim=(-2, -1))
 
 
-def _advance(q: torch.Tensor, h: torch.Tensor, dx: float, gamma: float, eta: float, zeta: float,
-             k2: torch.Tensor, kx: torch.Tensor, ky: torch.Tensor) -> torch.Tensor:
+def _advance(
+    q: torch.Tensor,
+    h: torch.Tensor,
+    dx: float,
+    gamma: float,
+    eta: float,
+    zeta: float,
+    k2: torch.Tensor,
+    kx: torch.Tensor,
+    ky: torch.Tensor,
+) -> torch.Tensor:
     """One SSP-RK2 (Heun) step of the inviscid part with per-trajectory steps h (B,), then the viscous step."""
     hq = h.view(-1, 1, 1, 1)
     q1 = q + hq * _rhs(q, dx, gamma)[0]
@@ -134,8 +144,7 @@ def _advance(q: torch.Tensor, h: torch.Tensor, dx: float, gamma: float, eta: flo
     return qn
 
 
-def random_initial_state(n: int, res: int, seed: int, start: int, mach: float, gamma: float = GAMMA
-                         ) -> torch.Tensor:
+def random_initial_state(n: int, res: int, seed: int, start: int, mach: float, gamma: float = GAMMA) -> torch.Tensor:
     """PDEBench "Rand" initial condition: primitive (n, 4, res, res) = (rho, u, v, p), float64.
 
     rho0, T0 ~ U(0.1, 10), p0 = rho0 T0; four fields sum_{k in [-4,4]^2} |k|^-1/2 sin(2πk·x + φ) with their own
@@ -171,8 +180,16 @@ def random_initial_state(n: int, res: int, seed: int, start: int, mach: float, g
     return out
 
 
-def integrate(w0: torch.Tensor, frames: int, dt: float, eta: float, zeta: float, gamma: float = GAMMA,
-              cfl: float = CFL, first_index: int = 0) -> tuple[torch.Tensor, int]:
+def integrate(
+    w0: torch.Tensor,
+    frames: int,
+    dt: float,
+    eta: float,
+    zeta: float,
+    gamma: float = GAMMA,
+    cfl: float = CFL,
+    first_index: int = 0,
+) -> tuple[torch.Tensor, int]:
     """Integrate primitive states w0 (B, 4, X, Y) on the periodic unit square; return conserved frames
     (B, frames, 4, X, Y) at t = 0, dt, 2dt, ... and the number of (batch) steps taken. A non-finite or
     non-positive state is redone with a smaller CFL number, and otherwise raised as a DpotError naming
@@ -225,15 +242,20 @@ def integrate(w0: torch.Tensor, frames: int, dt: float, eta: float, zeta: float,
                 rest = t_out - (t if full else t[idx])
                 n_left = torch.where(rest > 1e-9 * dt, rest / h_cfl, torch.zeros_like(rest))
                 left = n_left if full else torch.zeros_like(left).index_copy(0, idx, n_left)
-            bad = ~(torch.isfinite(q).flatten(1).all(1) & (q[:, 0].flatten(1).amin(1) > 0)
-                    & (_prim(q, gamma)[:, 3].flatten(1).amin(1) > 0))
+            bad = ~(
+                torch.isfinite(q).flatten(1).all(1)
+                & (q[:, 0].flatten(1).amin(1) > 0)
+                & (_prim(q, gamma)[:, 3].flatten(1).amin(1) > 0)
+            )
             if not bool(bad.any()):
                 break
             if attempt == _MAX_RETRIES:
                 j = int(torch.nonzero(bad)[0])
-                raise DpotError(f"compressible_ns_2d: trajectory {first_index + j} became non-finite or non-positive "
-                                f"before t={t_out:.4g} even with CFL {float(cfl_b[j]):.3g}; lower the Mach number "
-                                f"or raise the resolution")
+                raise DpotError(
+                    f"compressible_ns_2d: trajectory {first_index + j} became non-finite or non-positive "
+                    f"before t={t_out:.4g} even with CFL {float(cfl_b[j]):.3g}; lower the Mach number "
+                    f"or raise the resolution"
+                )
             q = torch.where(bad.view(-1, 1, 1, 1), q_start, q)
             t = torch.where(bad, t_start, torch.full_like(t, t_out))
             cfl_b = torch.where(bad, 0.5 * cfl_b, cfl_b)
@@ -241,16 +263,29 @@ def integrate(w0: torch.Tensor, frames: int, dt: float, eta: float, zeta: float,
     return out, steps
 
 
-def simulate(n: int, res: int = 64, frames: int = 21, seed: int = 0, start: int = 0, device: str = "cpu",
-             mach: float = 0.1, eta: float = 0.1, zeta: float = 0.1, dt: float = T_FRAME) -> SimResult:
+def simulate(
+    n: int,
+    res: int = 64,
+    frames: int = 21,
+    seed: int = 0,
+    start: int = 0,
+    device: str = "cpu",
+    mach: float = 0.1,
+    eta: float = 0.1,
+    zeta: float = 0.1,
+    dt: float = T_FRAME,
+) -> SimResult:
     """Trajectories `start .. start+n-1` of the PDEBench 2D CFD "Rand" setting; channels (vx, vy, rho, p),
     frames every `dt` (PDEBench: 0.05, 21 frames on t in [0, 1])."""
     if res < 8 or frames < 1 or n < 1:
-        raise DpotError(f"compressible_ns_2d: need n >= 1, res >= 8 and frames >= 1 (got n={n}, res={res}, "
-                        f"frames={frames})")
+        raise DpotError(
+            f"compressible_ns_2d: need n >= 1, res >= 8 and frames >= 1 (got n={n}, res={res}, frames={frames})"
+        )
     if mach <= 0 or eta < 0 or zeta < 0 or dt <= 0:
-        raise DpotError(f"compressible_ns_2d: need mach > 0, dt > 0 and eta, zeta >= 0 (got mach={mach}, "
-                        f"eta={eta}, zeta={zeta}, dt={dt})")
+        raise DpotError(
+            f"compressible_ns_2d: need mach > 0, dt > 0 and eta, zeta >= 0 (got mach={mach}, "
+            f"eta={eta}, zeta={zeta}, dt={dt})"
+        )
     chunk = n if torch.device(device).type != "cpu" else _CPU_CHUNK
     fields = np.empty((n, frames, res, res, 4), dtype=np.float32)
     for i in range(0, n, chunk):
@@ -258,7 +293,7 @@ def simulate(n: int, res: int = 64, frames: int = 21, seed: int = 0, start: int 
         w0 = random_initial_state(m, res, seed, start + i, mach).to(device=device, dtype=torch.float32)
         q, _ = integrate(w0, frames, dt, eta, zeta, first_index=start + i)
         w = _prim(q.flatten(0, 1), GAMMA).unflatten(0, q.shape[:2])
-        fields[i:i + m] = w[:, :, [1, 2, 0, 3]].permute(0, 1, 3, 4, 2).cpu().numpy()
+        fields[i : i + m] = w[:, :, [1, 2, 0, 3]].permute(0, 1, 3, 4, 2).cpu().numpy()
     params = np.tile(np.array([[mach, eta, zeta]], dtype=np.float64), (n, 1))
     return SimResult(fields=fields, params=params)
 

@@ -35,9 +35,7 @@ def coefficient_field(
     lam = tau ** (alpha - 1) * (math.pi**2 * (k[:, None] ** 2 + k[None, :] ** 2) + tau**2) ** (-alpha / 2)
     out = np.empty((n, res, res))
     for i in range(n):
-        xi = torch.randn(
-            res, res, generator=trajectory_generator(seed, start + i), dtype=torch.float64
-        ).numpy()
+        xi = torch.randn(res, res, generator=trajectory_generator(seed, start + i), dtype=torch.float64).numpy()
         coeff = xi * lam  # only the sign matters for the thresholded field
         coeff[0, 0] = 0.0
         field = scipy.fft.idctn(coeff, type=2, norm="ortho")
@@ -67,9 +65,7 @@ def system(a: np.ndarray, f: np.ndarray | float = 1.0) -> tuple[sp.csr_matrix, n
         rows.append(idx[ii[ok], jj[ok]])
         cols.append(idx[ni[ok], nj[ok]])
         vals.append(-coef[ok] / h**2)
-    mat = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(m * m, m * m)
-    )
+    mat = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(m * m, m * m))
     rhs = np.broadcast_to(np.asarray(f, dtype=np.float64), (res, res))[1:-1, 1:-1].ravel().copy()
     return mat, rhs
 
@@ -99,9 +95,7 @@ def simulate(
     """Samples `start..start+n-1`: inputs a `(n, res, res, 1)`, targets u `(n, res, res, 1)`. Runs on the CPU
     (sparse direct solves); `frames` and `device` are accepted for interface uniformity and not used."""
     if res < 4 or high <= 0 or low <= 0:
-        raise DpotError(
-            f"darcy_2d: need res >= 4 and positive coefficients (got res={res}, high={high}, low={low})"
-        )
+        raise DpotError(f"darcy_2d: need res >= 4 and positive coefficients (got res={res}, high={high}, low={low})")
     a = coefficient_field(n, res, seed, start, alpha, tau, high, low)
     u = np.stack([solve(ai) for ai in a])
     if not np.all(np.isfinite(u)):

@@ -24,9 +24,7 @@ def neumann_laplacian(x: torch.Tensor, dx: float) -> torch.Tensor:
     return (p[..., 2:, 1:-1] + p[..., :-2, 1:-1] + p[..., 1:-1, 2:] + p[..., 1:-1, :-2] - 4 * x) / dx**2
 
 
-def fhn_rhs(
-    y: torch.Tensor, dx: float, du: float, dv: float, k: float, reaction: bool = True
-) -> torch.Tensor:
+def fhn_rhs(y: torch.Tensor, dx: float, du: float, dv: float, k: float, reaction: bool = True) -> torch.Tensor:
     """Right-hand side for the state `(B, 2, N, M)` = (u, v)."""
     lap = neumann_laplacian(y, dx)
     u, v = y[:, 0], y[:, 1]

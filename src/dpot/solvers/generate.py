@@ -70,9 +70,7 @@ def run_job(job: Job, device: str = "cpu", progress: Callable[[int], None] | Non
     try:
         for b0 in range(0, job.n, ds.spec.batch):
             nb = min(ds.spec.batch, job.n - b0)
-            r = ds.family.simulate(
-                nb, ds.res, ds.frames, ds.seed, start=job.start + b0, device=device, **ds.params
-            )
+            r = ds.family.simulate(nb, ds.res, ds.frames, ds.seed, start=job.start + b0, device=device, **ds.params)
             if writer is None:
                 writer = _open_writer(job.path, meta, job.n, r, len(ds.family.param_names))
             writer.write(
@@ -193,9 +191,7 @@ def check_writable(out: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=out, prefix=".dpot-write-test."):
             pass
     except OSError as exc:
-        raise DpotError(
-            f"{out}: output folder is not writable ({exc.strerror or exc}); choose another --out"
-        ) from None
+        raise DpotError(f"{out}: output folder is not writable ({exc.strerror or exc}); choose another --out") from None
 
 
 # ---------------------------------------------------------------- worker processes
@@ -272,9 +268,7 @@ def run_jobs(
 
 
 # ---------------------------------------------------------------- manifest
-def update_manifest(
-    out: Path, datasets: list[Resolved], *, preset: str | None, settings: dict[str, Any]
-) -> dict:
+def update_manifest(out: Path, datasets: list[Resolved], *, preset: str | None, settings: dict[str, Any]) -> dict:
     """Record each dataset (settings, split index ranges, whether its splits exist) in DIR/manifest.json."""
     path = out / MANIFEST
     manifest: dict[str, Any] = {"format": "dpot-generate-manifest", "version": 1, "datasets": {}}

@@ -117,9 +117,7 @@ def simulate(
         )
     sim_res = res * int(upsample)
     w0 = gaussian_random_field_2d(n, sim_res, seed, start, alpha=2.5, tau=7.0, device=device)
-    solver = VorticitySolver(
-        sim_res, torch.full((n,), float(nu)), fno_forcing(sim_res), cfl=cfl, device=device
-    )
+    solver = VorticitySolver(sim_res, torch.full((n,), float(nu)), fno_forcing(sim_res), cfl=cfl, device=device)
     w = solver.run(w0, frames, dt, start=start)[:, :, ::upsample, ::upsample]
     fields = w.unsqueeze(-1).cpu().numpy().astype(np.float32)
     return SimResult(fields=fields, params=np.full((n, 1), nu, dtype=np.float64))

@@ -33,9 +33,7 @@ class VelocitySolver3D:
         dtype: torch.dtype = torch.float32,
     ):
         self.res, self.cfl, self.dtype = res, cfl, dtype
-        self.k = torch.stack(
-            torch.broadcast_tensors(*wavenumbers(res, 3, LENGTH, device, dtype))
-        )  # (3, N, N, M)
+        self.k = torch.stack(torch.broadcast_tensors(*wavenumbers(res, 3, LENGTH, device, dtype)))  # (3, N, N, M)
         self.k2 = (self.k**2).sum(0)
         self.inv_k2 = torch.where(self.k2 > 0, 1.0 / torch.where(self.k2 > 0, self.k2, 1.0), 0.0)
         self.mask = dealias_mask(res, 3, device)
@@ -88,14 +86,10 @@ class VelocitySolver3D:
         k1 = cached[1] if cached is not None and cached[0] is u_hat else None
         return if_rk4_step(u_hat, h, self.nu * self.k2, self.rhs, k1)
 
-    def run(
-        self, u0: torch.Tensor, frames: int, dt: float, name: str = "ns3d", start: int = 0
-    ) -> torch.Tensor:
+    def run(self, u0: torch.Tensor, frames: int, dt: float, name: str = "ns3d", start: int = 0) -> torch.Tensor:
         """Integrate from `u0` `(B, 3, N, N, N)`; return `(B, frames, 3, N, N, N)`."""
         u_hat = self.project(torch.fft.rfftn(u0.to(self.dtype), dim=(-3, -2, -1)))
-        return integrate_frames(
-            u_hat, frames, dt, self.step, self.max_step, self.physical, name=name, start=start
-        )
+        return integrate_frames(u_hat, frames, dt, self.step, self.max_step, self.physical, name=name, start=start)
 
 
 def random_solenoidal(
@@ -140,9 +134,7 @@ def simulate(
 ) -> SimResult:
     """Trajectories `start..start+n-1`: velocity `(n, frames, res, res, res, 3)` at t = 0, dt, ..."""
     if nu <= 0 or dt <= 0 or not 0 < cfl <= 1.0 or u_rms <= 0:
-        raise DpotError(
-            f"ns3d: need nu > 0, dt > 0, 0 < cfl <= 1, u_rms > 0 (got nu={nu}, dt={dt}, cfl={cfl})"
-        )
+        raise DpotError(f"ns3d: need nu > 0, dt > 0, 0 < cfl <= 1, u_rms > 0 (got nu={nu}, dt={dt}, cfl={cfl})")
     u0 = random_solenoidal(n, res, seed, start, k0, u_rms, device)
     u = VelocitySolver3D(res, torch.full((n,), float(nu)), cfl, device).run(u0, frames, dt, start=start)
     fields = u.permute(0, 1, 3, 4, 5, 2).cpu().numpy().astype(np.float32)

@@ -42,8 +42,7 @@ def _ns(name: str, nu: float, n: tuple[int, int, int], res: int, frames: int, **
     return DatasetSpec(name, "ns2d_vorticity", *n, res=res, frames=frames, params={"nu": nu, **kw})
 
 
-def _cns(name: str, mach: float, eta: float, n: tuple[int, int, int], res: int, frames: int, **kw: Any
-         ) -> DatasetSpec:
+def _cns(name: str, mach: float, eta: float, n: tuple[int, int, int], res: int, frames: int, **kw: Any) -> DatasetSpec:
     params = {"mach": mach, "eta": eta, "zeta": eta, **kw}
     return DatasetSpec(name, "compressible_ns_2d", *n, res=res, frames=frames, params=params)
 
@@ -54,9 +53,7 @@ TINY = Preset(
     (
         _ns("ns2d_nu1e-3", 1e-3, (4, 2, 2), 16, 14),
         _ns("ns2d_nu1e-5", 1e-5, (4, 2, 2), 16, 14),
-        DatasetSpec(
-            "diffusion_reaction_2d", "diffusion_reaction_2d", 4, 2, 2, res=16, frames=14, params={"dt": 0.1}
-        ),
+        DatasetSpec("diffusion_reaction_2d", "diffusion_reaction_2d", 4, 2, 2, res=16, frames=14, params={"dt": 0.1}),
         DatasetSpec("shallow_water_2d", "shallow_water_2d", 4, 2, 2, res=16, frames=14, params={"dt": 0.05}),
         DatasetSpec("darcy_2d", "darcy_2d", 4, 2, 2, res=16),
         DatasetSpec("ns3d", "ns3d", 4, 2, 2, res=16, frames=14),
@@ -83,9 +80,7 @@ DEFAULT = Preset(
             frames=26,
             params={"dt": 0.2},
         ),
-        DatasetSpec(
-            "shallow_water_2d", "shallow_water_2d", 100, 16, 16, res=64, frames=26, params={"dt": 0.04}
-        ),
+        DatasetSpec("shallow_water_2d", "shallow_water_2d", 100, 16, 16, res=64, frames=26, params={"dt": 0.04}),
         DatasetSpec("darcy_2d", "darcy_2d", 100, 16, 16, res=64),
         DatasetSpec("ns2d_buoyancy", "ns2d_buoyancy", 100, 16, 16, res=64, frames=32),
         DatasetSpec("cavity_2d", "cavity_2d", 100, 16, 16, res=64, frames=21),

@@ -36,6 +36,4 @@ def get_family(name: str) -> Family:
     try:
         return FAMILIES[name]
     except KeyError:
-        raise DpotError(
-            f"unknown PDE family {name!r}; known families: {', '.join(sorted(FAMILIES))}"
-        ) from None
+        raise DpotError(f"unknown PDE family {name!r}; known families: {', '.join(sorted(FAMILIES))}") from None

@@ -125,9 +125,7 @@ def simulate(
     x = DOMAIN[0] + dx * (torch.arange(res, dtype=torch.float64) + 0.5)
     r = torch.sqrt(x[:, None] ** 2 + x[None, :] ** 2)
     h0 = torch.where(r[None] < radius[:, None, None], h_in, h_out)
-    q0 = torch.stack((h0, torch.zeros_like(h0), torch.zeros_like(h0)), dim=1).to(
-        device=device, dtype=torch.float32
-    )
+    q0 = torch.stack((h0, torch.zeros_like(h0), torch.zeros_like(h0)), dim=1).to(device=device, dtype=torch.float32)
     q = ShallowWaterSolver(dx, dx, g, cfl).run(q0, frames, dt, start=start)
     depth = q[:, :, 0]
     if bool((depth <= 0).any()):

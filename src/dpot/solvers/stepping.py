@@ -89,8 +89,9 @@ def integrate_frames(
     return torch.stack(out, dim=1)
 
 
-def if_rk4_step(u_hat: torch.Tensor, h: torch.Tensor, decay: torch.Tensor, rhs: Callable,
-                k1: torch.Tensor | None = None) -> torch.Tensor:
+def if_rk4_step(
+    u_hat: torch.Tensor, h: torch.Tensor, decay: torch.Tensor, rhs: Callable, k1: torch.Tensor | None = None
+) -> torch.Tensor:
     """One integrating-factor RK4 step for du/dt = -decay·u + rhs(u) in Fourier space: the linear decay is
     integrated exactly. `h` broadcasts against `u_hat` (one step size per trajectory); `k1` = rhs(u_hat) if known."""
     e2 = torch.exp(-decay * (h / 2))

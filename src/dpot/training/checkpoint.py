@@ -19,8 +19,9 @@ from dpot.io import atomic_path, is_disk_full, read_safetensors
 STATE_FILE = "training_state.pt"
 
 
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, extra: dict[str, Any],
-                    state: dict[str, Any] | None) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike, model: nn.Module, extra: dict[str, Any], state: dict[str, Any] | None
+) -> Path:
     """Write `path/` atomically: the model (`save_pretrained(dir, extra=extra)`) and the training state."""
     path = Path(path)
     try:
@@ -31,8 +32,10 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, extra: dict[str, 
                 torch.save(state, tmp / STATE_FILE)
     except Exception as exc:
         if is_disk_full(exc):
-            raise DpotError(f"disk full writing {path}: free space, then continue with --resume; the previous "
-                            "checkpoint (if any) is kept") from None
+            raise DpotError(
+                f"disk full writing {path}: free space, then continue with --resume; the previous "
+                "checkpoint (if any) is kept"
+            ) from None
         raise
     return path
 
@@ -65,8 +68,11 @@ def architecture_changes(model: nn.Module, ckpt_dir: str | os.PathLike) -> list[
 
     saved = read_checkpoint_config(ckpt_dir)["model"]
     now = json.loads(json.dumps(model.config.to_dict())) if hasattr(model, "config") else {}  # lists, not tuples
-    return [f"{k}: {saved.get(k)} -> {now.get(k)}" for k in sorted(set(saved) | set(now))
-            if saved.get(k) != now.get(k) and k in saved and k in now]
+    return [
+        f"{k}: {saved.get(k)} -> {now.get(k)}"
+        for k in sorted(set(saved) | set(now))
+        if saved.get(k) != now.get(k) and k in saved and k in now
+    ]
 
 
 def load_weights(model: nn.Module, ckpt_dir: str | os.PathLike) -> None:
@@ -76,13 +82,19 @@ def load_weights(model: nn.Module, ckpt_dir: str | os.PathLike) -> None:
         raise DpotError(f"{path}: no model weights in this checkpoint")
     changed = architecture_changes(model, ckpt_dir)
     if changed:
-        raise DpotError(f"{ckpt_dir}: the model differs from the checkpoint's ({'; '.join(changed)}); the "
-                        "architecture cannot change on resume: drop those overrides")
+        raise DpotError(
+            f"{ckpt_dir}: the model differs from the checkpoint's ({'; '.join(changed)}); the "
+            "architecture cannot change on resume: drop those overrides"
+        )
     try:
         missing, unexpected = model.load_state_dict(read_safetensors(path), strict=False)
     except RuntimeError as exc:  # a tensor of another shape
-        raise DpotError(f"{path}: weights do not fit the model ({str(exc).splitlines()[-1].strip()}); resume "
-                        "with the run's own config") from None
+        raise DpotError(
+            f"{path}: weights do not fit the model ({str(exc).splitlines()[-1].strip()}); resume "
+            "with the run's own config"
+        ) from None
     if missing or unexpected:
-        raise DpotError(f"{path}: weights do not fit the model (missing {missing[:3]}, unexpected "
-                        f"{unexpected[:3]}); resume with the run's own config")
+        raise DpotError(
+            f"{path}: weights do not fit the model (missing {missing[:3]}, unexpected "
+            f"{unexpected[:3]}); resume with the run's own config"
+        )

@@ -10,12 +10,15 @@ from dpot.training.config import OptimConfig, TrainConfig
 
 def blame_config(train: TrainConfig, optim: OptimConfig) -> str:
     """The config values to look at when finite data gives a non-finite loss or gradient."""
-    return (f"the batch is finite, so the model or optimiser state diverged (optim.lr={optim.lr}, "
-            f"optim.clip_grad={optim.clip_grad}, train.noise={train.noise})")
+    return (
+        f"the batch is finite, so the model or optimiser state diverged (optim.lr={optim.lr}, "
+        f"optim.clip_grad={optim.clip_grad}, train.noise={train.noise})"
+    )
 
 
-def describe_bad_samples(batch: dict[str, torch.Tensor], bad: torch.Tensor, datasets, train: TrainConfig,
-                         optim: OptimConfig, limit: int = 3) -> list[str]:
+def describe_bad_samples(
+    batch: dict[str, torch.Tensor], bad: torch.Tensor, datasets, train: TrainConfig, optim: OptimConfig, limit: int = 3
+) -> list[str]:
     """One phrase per sample flagged in `bad` (at most `limit`): where it came from and what is wrong."""
     out = []
     for i in torch.nonzero(bad).flatten().tolist()[:limit]:

@@ -32,12 +32,21 @@ class EagerFallback:
         """Use eager mode from now on, saying why (once)."""
         if self.compiled is not None:
             self.compiled = None
-            self.say(f"torch.compile failed ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}); "
-                     "training in eager mode")
+            self.say(
+                f"torch.compile failed ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}); "
+                "training in eager mode"
+            )
 
 
-def compile_engine(wrapped: nn.Module, item: dict[str, Any], batch_size: int, device: torch.device,
-                   autocast: Callable[[], Any], with_logits: bool, say: Callable[[str], None]) -> EagerFallback:
+def compile_engine(
+    wrapped: nn.Module,
+    item: dict[str, Any],
+    batch_size: int,
+    device: torch.device,
+    autocast: Callable[[], Any],
+    with_logits: bool,
+    say: Callable[[str], None],
+) -> EagerFallback:
     """torch.compile the training forward, warmed up with one forward and backward on `batch_size` copies of
     the sample `item` (the class head included when it trains, `with_logits`: DDP needs every trainable
     parameter's gradient); on a failure, there or at any later compiled call (e.g. a new no-grad graph), the

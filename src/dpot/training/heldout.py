@@ -13,8 +13,15 @@ from dpot.evaluation.metrics import l2re
 
 
 @torch.no_grad()
-def heldout_l2re(model: nn.Module, eval_sets: Sequence[Dataset], batch_size: int, eval_steps: int,
-                 device: torch.device, autocast: Callable[[], Any], fsdp: bool) -> dict[str, float]:
+def heldout_l2re(
+    model: nn.Module,
+    eval_sets: Sequence[Dataset],
+    batch_size: int,
+    eval_steps: int,
+    device: torch.device,
+    autocast: Callable[[], Any],
+    fsdp: bool,
+) -> dict[str, float]:
     """Per-dataset L2RE of an `eval_steps`-step rollout from the first T_in frames of each trajectory (no
     noise), with the eager `model` in eval mode (its training mode comes back afterwards). Under FSDP every
     rank must call it (each forward needs all ranks), and the forward-only pass is resharded at the end."""

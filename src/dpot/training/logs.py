@@ -57,8 +57,9 @@ class IntervalStats:
         `applied`: a boolean device scalar, used without reading it (no host sync)."""
         self.samples += samples
         self.steps += 1
-        step = torch.cat([self._step[0], self._step[1], (self._step_loss / grad_accum).view(1),
-                          self._step_loss.new_ones(1)])
+        step = torch.cat(
+            [self._step[0], self._step[1], (self._step_loss / grad_accum).view(1), self._step_loss.new_ones(1)]
+        )
         self._interval += torch.where(applied, step, torch.zeros_like(step))
 
     def read(self) -> dict[str, Any]:
@@ -68,8 +69,12 @@ class IntervalStats:
         stats = D.all_reduce_sum(self._interval.clone()).cpu()
         per = {self.names[i]: float(stats[i] / stats[k + i]) for i in range(k) if stats[k + i] > 0}
         dt = time.perf_counter() - self.t0
-        out = {"loss": float(stats[-2] / stats[-1]) if stats[-1] > 0 else None, "loss_per_dataset": per,
-               "samples_per_s": self.samples / max(dt, 1e-9), "steps_per_s": self.steps / max(dt, 1e-9)}
+        out = {
+            "loss": float(stats[-2] / stats[-1]) if stats[-1] > 0 else None,
+            "loss_per_dataset": per,
+            "samples_per_s": self.samples / max(dt, 1e-9),
+            "steps_per_s": self.steps / max(dt, 1e-9),
+        }
         self._interval.zero_()
         self.samples = self.steps = 0
         return out

@@ -9,8 +9,9 @@ from __future__ import annotations
 import torch
 
 
-def add_noise(x: torch.Tensor, level: float, mode: str = "reference",
-              generator: torch.Generator | None = None) -> torch.Tensor:
+def add_noise(
+    x: torch.Tensor, level: float, mode: str = "reference", generator: torch.Generator | None = None
+) -> torch.Tensor:
     """`x` `(B, *space, T, C)` plus Gaussian noise scaled per sample and channel.
 
     mode "reference": std = level·‖x‖₂ (ε = 5e-4 at 128²×10 frames ≈ 20 % of the RMS; grid-dependent);

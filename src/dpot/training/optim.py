@@ -74,8 +74,7 @@ def build_optimizer(groups: Iterable[dict], cfg: OptimConfig) -> torch.optim.Opt
         g["base_lr"] = g["lr"]
     cls = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
     fused = all(p.is_floating_point() for g in groups for p in g["params"])
-    return cls(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay,
-               fused=fused)
+    return cls(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay, fused=fused)
 
 
 def apply_schedule(optimizer: torch.optim.Optimizer, cfg: OptimConfig, step: int, total: int) -> float:

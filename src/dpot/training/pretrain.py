@@ -23,11 +23,11 @@ def select_datasets(data: DataConfig) -> list[Path]:
     """The dataset folders to train on: `data.datasets` under `data.root` minus `data.exclude`; if empty,
     every time-dependent dataset of the most common spatial dimension."""
     if not data.root:
-        raise DpotError("data.root is not set; pass data.root=DIR (a folder from `dpot generate` or "
-                        "`dpot convert`)")
+        raise DpotError("data.root is not set; pass data.root=DIR (a folder from `dpot generate` or `dpot convert`)")
     if not Path(data.root).is_dir():
-        raise DpotError(f"data.root={data.root}: no such directory (create datasets with `dpot generate` or "
-                        "`dpot convert`)")
+        raise DpotError(
+            f"data.root={data.root}: no such directory (create datasets with `dpot generate` or `dpot convert`)"
+        )
     found = {p.name: p for p in dataset_dirs(data.root)}
     unknown = [n for n in [*data.datasets, *data.exclude, *data.weights] if n not in found]
     if unknown:
@@ -41,8 +41,10 @@ def select_datasets(data: DataConfig) -> list[Path]:
         chosen = [found[n] for n, m in metas.items() if not m.steady and m.ndim == ndim]
     steady = [p.name for p in chosen if open_split(p, "train").meta.steady]
     if steady:
-        raise DpotError(f"data.datasets: {steady[0]!r} is steady-state (inputs -> targets); pre-training "
-                        "needs time series; fine-tune on it instead")
+        raise DpotError(
+            f"data.datasets: {steady[0]!r} is steady-state (inputs -> targets); pre-training "
+            "needs time series; fine-tune on it instead"
+        )
     if not chosen:
         raise DpotError(f"data: no time-dependent datasets left under {data.root} to train on")
     return chosen
@@ -54,10 +56,20 @@ def build_mixture(cfg: PretrainConfig, dirs: list[Path], t_ar: int):
 
     d = cfg.data
     weights = [float(d.weights.get(p.name, 1.0)) for p in dirs]
-    return Mixture.from_dirs(dirs, weights=weights, n_channels=d.n_channels, split="train", t_in=d.t_in,
-                             t_ar=t_ar, stride=d.stride, resolution=_resolution(d), resample=d.resample,
-                             n_trajectories=d.n_trajectories, normalize=d.normalize,
-                             mixed_grids=d.resolution == "native")
+    return Mixture.from_dirs(
+        dirs,
+        weights=weights,
+        n_channels=d.n_channels,
+        split="train",
+        t_in=d.t_in,
+        t_ar=t_ar,
+        stride=d.stride,
+        resolution=_resolution(d),
+        resample=d.resample,
+        n_trajectories=d.n_trajectories,
+        normalize=d.normalize,
+        mixed_grids=d.resolution == "native",
+    )
 
 
 def _resolution(d: DataConfig) -> Any:
@@ -74,8 +86,14 @@ def build_model(cfg: PretrainConfig, mixture) -> torch.nn.Module:
 
     shapes = [tuple(d.space_shape) for d in mixture.datasets]
     shape = shapes[0]
-    fitted = dict(ndim=len(shape), img_size=list(shape), in_channels=mixture.n_channels,
-                  out_channels=mixture.n_channels, in_timesteps=cfg.data.t_in, n_cls=len(mixture.datasets))
+    fitted = dict(
+        ndim=len(shape),
+        img_size=list(shape),
+        in_channels=mixture.n_channels,
+        out_channels=mixture.n_channels,
+        in_timesteps=cfg.data.t_in,
+        n_cls=len(mixture.datasets),
+    )
     if cfg.data.resolution == "native":  # positional embedding on the finest grid, interpolated to the others
         fitted.update(img_size=[max(s) for s in zip(*shapes)], interpolate_pos_embed=True)
     try:
@@ -83,11 +101,14 @@ def build_model(cfg: PretrainConfig, mixture) -> torch.nn.Module:
     except DpotError as exc:
         raise DpotError(f"model: {exc}") from None
     p = model.config.patch_size
-    odd = [f"{d.name} {'x'.join(map(str, d.space_shape))}" for d in mixture.datasets
-           if any(n % p for n in d.space_shape)]
+    odd = [
+        f"{d.name} {'x'.join(map(str, d.space_shape))}" for d in mixture.datasets if any(n % p for n in d.space_shape)
+    ]
     if cfg.data.resolution == "native" and odd:
-        raise DpotError(f"data.resolution=native: grids {', '.join(odd)} are not divisible by the model's "
-                        f"patch_size={p}; resample them (data.resolution=[...]) or pick another patch size")
+        raise DpotError(
+            f"data.resolution=native: grids {', '.join(odd)} are not divisible by the model's "
+            f"patch_size={p}; resample them (data.resolution=[...]) or pick another patch size"
+        )
     return model
 
 
@@ -102,10 +123,18 @@ def build_eval_sets(cfg: PretrainConfig, mixture) -> list:
         if not (w.dataset_dir / f"{t.eval_split}.h5").is_file():
             continue
         n = len(open_split(w.dataset_dir, t.eval_split))
-        ds = TrajectoryDataset(w.dataset_dir, split=t.eval_split, t_in=d.t_in, n_channels=mixture.n_channels,
-                               resolution=_resolution(d), resample=d.resample, dataset_id=k,
-                               n_trajectories=min(n, t.eval_trajectories), normalize=w.normalizer or False,
-                               stride=d.stride)
+        ds = TrajectoryDataset(
+            w.dataset_dir,
+            split=t.eval_split,
+            t_in=d.t_in,
+            n_channels=mixture.n_channels,
+            resolution=_resolution(d),
+            resample=d.resample,
+            dataset_id=k,
+            n_trajectories=min(n, t.eval_trajectories),
+            normalize=w.normalizer or False,
+            stride=d.stride,
+        )
         ds.horizon = min(ds.horizon, t.eval_steps)
         sets.append(ds)
     return sets
@@ -116,11 +145,23 @@ def data_manifest(mixture) -> list[dict[str, Any]]:
     out = []
     for k, w in enumerate(mixture.datasets):
         m = w.meta
-        out.append({"id": k, "name": w.name, "pde": m.pde, "channels": list(m.channels),
-                    "space": list(m.space),
-                    "native_shape": list(w.native_shape), "shape": list(w.space_shape), "dt": m.dt,
-                    "boundary": list(m.boundary), "n_windows": len(w), "n_trajectories": w.n_trajectories,
-                    "weight": float(mixture.weights[k]), "path": str(w.dataset_dir)})
+        out.append(
+            {
+                "id": k,
+                "name": w.name,
+                "pde": m.pde,
+                "channels": list(m.channels),
+                "space": list(m.space),
+                "native_shape": list(w.native_shape),
+                "shape": list(w.space_shape),
+                "dt": m.dt,
+                "boundary": list(m.boundary),
+                "n_windows": len(w),
+                "n_trajectories": w.n_trajectories,
+                "weight": float(mixture.weights[k]),
+                "path": str(w.dataset_dir),
+            }
+        )
     return out
 
 
@@ -131,8 +172,9 @@ def normalization_stats(mixture) -> dict[str, Any] | None:
     return stats or None
 
 
-def load_pretrain_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple = (),
-                         resume: str | os.PathLike | None = None) -> PretrainConfig:
+def load_pretrain_config(
+    path: str | os.PathLike | None = None, overrides: list[str] | tuple = (), resume: str | os.PathLike | None = None
+) -> PretrainConfig:
     """A config from a packaged preset name or a YAML file (or a run's saved `config.yaml` when resuming) plus
     dotted overrides."""
     if resume is not None:
@@ -153,8 +195,10 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False, stop_at: float | Non
         raise DpotError("no run directory: pass --out RUN_DIR (or out=RUN_DIR)")
     run_dir = Path(cfg.out)
     if not resume and (run_dir / "checkpoint").exists():
-        raise DpotError(f"{run_dir} already holds a run; continue it with `dpot pretrain --resume {run_dir}` "
-                        "or choose another --out")
+        raise DpotError(
+            f"{run_dir} already holds a run; continue it with `dpot pretrain --resume {run_dir}` "
+            "or choose another --out"
+        )
     if cfg.optim.schedule_steps is None:  # fix the schedule length now so that resumed runs keep it
         cfg = replace(cfg, optim=replace(cfg.optim, schedule_steps=cfg.train.max_steps))
     dirs = select_datasets(cfg.data)
@@ -163,11 +207,19 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False, stop_at: float | Non
     mixture = build_mixture(cfg, dirs, t_ar=cfg.train.t_ar * out_t)
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, mixture)
-    extra = {"data": data_manifest(mixture),
-             "normalization": normalization_stats(mixture)}
-    trainer = Trainer(model, mixture, cfg.train, cfg.optim, run_dir, config=to_dict(cfg),
-                      eval_sets=build_eval_sets(cfg, mixture), extra=extra, balanced=cfg.data.balanced,
-                      num_workers=cfg.data.num_workers)
+    extra = {"data": data_manifest(mixture), "normalization": normalization_stats(mixture)}
+    trainer = Trainer(
+        model,
+        mixture,
+        cfg.train,
+        cfg.optim,
+        run_dir,
+        config=to_dict(cfg),
+        eval_sets=build_eval_sets(cfg, mixture),
+        extra=extra,
+        balanced=cfg.data.balanced,
+        num_workers=cfg.data.num_workers,
+    )
     return locked_fit(trainer, resume=resume, stop_at=stop_at)
 
 

@@ -82,17 +82,26 @@ def run_lock(run_dir: str | os.PathLike) -> Iterator[None]:
     try:
         lock.acquire()
     except Timeout:
-        raise DpotError(f"{run_dir} is in use by another run ({_holder(run_dir)}); wait for it to finish or "
-                        "choose another --out") from None
+        raise DpotError(
+            f"{run_dir} is in use by another run ({_holder(run_dir)}); wait for it to finish or choose another --out"
+        ) from None
     ok = False
     try:
-        write_json(run_dir / OWNER_FILE, {"pid": os.getpid(), "host": socket.gethostname(),
-                                           "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-                                           "command": " ".join(sys.argv)})
+        write_json(
+            run_dir / OWNER_FILE,
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                "command": " ".join(sys.argv),
+            },
+        )
         removed = remove_stale_temporaries(run_dir)
         if removed:
-            print(f"dpot: removed {len(removed)} temporary file(s) left by an interrupted run in {run_dir}",
-                  file=sys.stderr)
+            print(
+                f"dpot: removed {len(removed)} temporary file(s) left by an interrupted run in {run_dir}",
+                file=sys.stderr,
+            )
         yield
         ok = True
     finally:
@@ -107,6 +116,8 @@ def locked_fit(trainer, resume: bool = False, stop_at: float | None = None):
     with run_lock(trainer.run_dir):
         result = trainer.fit(resume=resume, stop_at=stop_at)
     if resume and result.loss is None and not result.interrupted and result.step >= trainer.cfg.max_steps:
-        trainer.say(f"nothing to train: the run had already reached train.max_steps={trainer.cfg.max_steps}; "
-                     f"raise it to continue (e.g. train.max_steps={2 * max(result.step, 1)})")
+        trainer.say(
+            f"nothing to train: the run had already reached train.max_steps={trainer.cfg.max_steps}; "
+            f"raise it to continue (e.g. train.max_steps={2 * max(result.step, 1)})"
+        )
     return result

@@ -25,13 +25,19 @@ def training_state(t: Trainer) -> dict[str, Any]:
     if t.fsdp:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
-        opt = get_optimizer_state_dict(t.model, t.optimizer,
-                                       options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        opt = get_optimizer_state_dict(
+            t.model, t.optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        )
     else:
         opt = t.optimizer.state_dict()
-    return {"step": t.step, "optimizer": opt, "sampler": [r["sampler"] for r in per_rank],
-            "rng": [r["rng"] for r in per_rank], "skipped_steps": list(t.skipped),
-            "world_size": t.env.world_size}
+    return {
+        "step": t.step,
+        "optimizer": opt,
+        "sampler": [r["sampler"] for r in per_rank],
+        "rng": [r["rng"] for r in per_rank],
+        "skipped_steps": list(t.skipped),
+        "world_size": t.env.world_size,
+    }
 
 
 def save_run(t: Trainer) -> Path:
@@ -68,16 +74,19 @@ def restore_run(t: Trainer, ckpt: Path) -> None:
         weights = load_file(str(ckpt / "model.safetensors"))
         set_model_state_dict(t.model, weights, options=StateDictOptions(full_state_dict=True))
         # parameters that never had a gradient (an unused class head) have no optimizer state
-        set_optimizer_state_dict(t.model, t.optimizer, state["optimizer"],
-                                 options=StateDictOptions(full_state_dict=True, strict=False))
+        set_optimizer_state_dict(
+            t.model, t.optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True, strict=False)
+        )
     else:
         t.optimizer.load_state_dict(state["optimizer"])
     t.step = int(state["step"])
     t.skipped = list(state.get("skipped_steps", []))
     rank = t.env.rank
     if int(state.get("world_size", 1)) != t.env.world_size:
-        t.say(f"checkpoint was written with {state.get('world_size')} ranks, resuming with "
-              f"{t.env.world_size}: the data order will differ from an uninterrupted run")
+        t.say(
+            f"checkpoint was written with {state.get('world_size')} ranks, resuming with "
+            f"{t.env.world_size}: the data order will differ from an uninterrupted run"
+        )
         sampler = dict(state["sampler"][0], rank=rank, world_size=t.env.world_size)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -66,10 +66,21 @@ class Trainer:
     `config.json` (data manifest, normalisation statistics).
     """
 
-    def __init__(self, model: nn.Module, mixture: Mixture, train: TrainConfig, optim: OptimConfig,
-                 run_dir: str | os.PathLike, *, config: dict[str, Any] | None = None,
-                 param_groups: Sequence[dict[str, Any]] | None = None, eval_sets: Sequence[Dataset] = (),
-                 extra: dict[str, Any] | None = None, balanced: bool = True, num_workers: int | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        mixture: Mixture,
+        train: TrainConfig,
+        optim: OptimConfig,
+        run_dir: str | os.PathLike,
+        *,
+        config: dict[str, Any] | None = None,
+        param_groups: Sequence[dict[str, Any]] | None = None,
+        eval_sets: Sequence[Dataset] = (),
+        extra: dict[str, Any] | None = None,
+        balanced: bool = True,
+        num_workers: int | None = None,
+    ):
         self.model, self.mixture, self.cfg, self.ocfg = model, mixture, train, optim
         self.run_dir = Path(run_dir)
         self.config = dict(config or {})
@@ -92,8 +103,7 @@ class Trainer:
         self.model.to(dev)
         ckpt = find_checkpoint(self.run_dir) if resume else None
         if resume and ckpt is None:
-            raise DpotError(f"{self.run_dir}: no checkpoint to resume from (expected "
-                            f"{self.run_dir}/checkpoint)")
+            raise DpotError(f"{self.run_dir}: no checkpoint to resume from (expected {self.run_dir}/checkpoint)")
         self.fsdp = self.env.distributed and cfg.strategy == "fsdp"
         if ckpt is not None and not self.fsdp:
             load_weights(self.model, ckpt)
@@ -107,16 +117,27 @@ class Trainer:
         self._pending: list[tuple[int, torch.Tensor, Any, list]] = []  # step flags on their way to the host
         self.noise_gen = torch.Generator(device=dev)
         self.noise_gen.manual_seed(cfg.seed * 7919 + self.env.rank)
-        self.sampler = BalancedSampler(self.mixture, seed=cfg.seed, balanced=self.balanced,
-                                       rank=self.env.rank, world_size=self.env.world_size,
-                                       group=cfg.batch_size)
+        self.sampler = BalancedSampler(
+            self.mixture,
+            seed=cfg.seed,
+            balanced=self.balanced,
+            rank=self.env.rank,
+            world_size=self.env.world_size,
+            group=cfg.batch_size,
+        )
         self.skipped: list[int] = []  # steps skipped for a non-finite loss or gradient (kept in checkpoints)
         self.bad_run = 0  # skipped steps in a row (see `_count_bad`)
         if ckpt is not None:
             restore_run(self, ckpt)
         self.consumed = self.sampler.position  # samples this rank has trained on
-        self.loader = DataLoader(self.mixture, batch_size=cfg.batch_size, sampler=self.sampler, drop_last=True,
-                                 num_workers=loader_workers(self.num_workers, dev), pin_memory=dev.type == "cuda")
+        self.loader = DataLoader(
+            self.mixture,
+            batch_size=cfg.batch_size,
+            sampler=self.sampler,
+            drop_last=True,
+            num_workers=loader_workers(self.num_workers, dev),
+            pin_memory=dev.type == "cuda",
+        )
         if cfg.compile:
             self._compile()
 
@@ -134,8 +155,15 @@ class Trainer:
 
     def _compile(self) -> None:
         """Run the step through torch.compile, falling back to eager mode on a failure (`engine.compile_engine`)."""
-        self.engine = compile_engine(self.wrapped, self.mixture[0], self.cfg.batch_size, self.env.device,
-                                     self._autocast, self.cfg.cls_weight > 0, self.say)
+        self.engine = compile_engine(
+            self.wrapped,
+            self.mixture[0],
+            self.cfg.batch_size,
+            self.env.device,
+            self._autocast,
+            self.cfg.cls_weight > 0,
+            self.say,
+        )
         self.optimizer.zero_grad(set_to_none=True)
 
     def _autocast(self):
@@ -173,7 +201,7 @@ class Trainer:
             if logits is not None:
                 cls_loss = F.cross_entropy(logits.float(), batch["dataset"].to(dev))
             if grad:
-                total = total + relative_l2_loss(pred, y[..., k * step_t:(k + 1) * step_t, :], tmask, "none")
+                total = total + relative_l2_loss(pred, y[..., k * step_t : (k + 1) * step_t, :], tmask, "none")
             if not last:  # a rollout that diverged on the way counts as NaN (flagged on the device, not read)
                 diverged = diverged | ~torch.isfinite(pred).all()
                 nxt = (pred.detach() if cfg.pushforward else pred) * keep
@@ -270,9 +298,11 @@ class Trainer:
         self.bad_run += 1
         self.say(f"step {step}: non-finite loss on {where}; step skipped")
         if self.bad_run >= self.cfg.max_bad_steps:
-            raise DpotError(f"training diverged: NaN/Inf loss at step {step} on dataset(s) "
-                            f"{where} ({self.bad_run} bad steps in a row); lower optim.lr, raise the "
-                            "warm-up or check the data, then resume from the last checkpoint")
+            raise DpotError(
+                f"training diverged: NaN/Inf loss at step {step} on dataset(s) "
+                f"{where} ({self.bad_run} bad steps in a row); lower optim.lr, raise the "
+                "warm-up or check the data, then resume from the last checkpoint"
+            )
 
     # ----------------------------------------------------------------------------------------------- eval
     def evaluate(self) -> dict[str, float]:
@@ -280,8 +310,15 @@ class Trainer:
         trajectory (no noise), under the run's TF32 policy. Every rank computes it (FSDP needs all ranks in each
         forward). It runs the eager model, whatever `train.compile` says."""
         with tf32_policy(self.cfg.tf32):
-            return heldout_l2re(self.model, self.eval_sets, self.cfg.batch_size, self.cfg.eval_steps,
-                                self.env.device, self._autocast, self.fsdp)
+            return heldout_l2re(
+                self.model,
+                self.eval_sets,
+                self.cfg.batch_size,
+                self.cfg.eval_steps,
+                self.env.device,
+                self._autocast,
+                self.fsdp,
+            )
 
     # ---------------------------------------------------------------------------------------------- logging
     def say(self, msg: str) -> None:
@@ -308,8 +345,13 @@ class Trainer:
         cfg = self.cfg
         interval = stats.read()
         self._step_rates.append((self.step, interval.pop("steps_per_s")))
-        record = {"step": self.step, "loss": interval["loss"], "loss_per_dataset": interval["loss_per_dataset"],
-                  "lr": lr, "samples_per_s": interval["samples_per_s"]}
+        record = {
+            "step": self.step,
+            "loss": interval["loss"],
+            "loss_per_dataset": interval["loss_per_dataset"],
+            "lr": lr,
+            "samples_per_s": interval["samples_per_s"],
+        }
         if self.skipped and self.skipped[-1] > self.step - cfg.log_every:
             record["skipped_steps"] = [s for s in self.skipped if s > self.step - cfg.log_every]
         if do_eval:
@@ -337,8 +379,14 @@ class Trainer:
                 dump_yaml(self.config, self.run_dir / "config.yaml")
             self.log = RunLog(self.run_dir, self.step, resume)
         handlers = self._catch_signals()
-        bar = tqdm(total=cfg.max_steps, initial=self.step, unit="step", dynamic_ncols=True, file=sys.stderr,
-                   disable=not (cfg.progress and main))
+        bar = tqdm(
+            total=cfg.max_steps,
+            initial=self.step,
+            unit="step",
+            dynamic_ncols=True,
+            file=sys.stderr,
+            disable=not (cfg.progress and main),
+        )
         result = FitResult(self.run_dir, self.step, None)
         stats = IntervalStats(self.names, self.env.device)
         self._step_rates: list[tuple[int, float]] = []

@@ -73,8 +73,10 @@ def pretrain_phase(
     calibrated = steps is None
     if calibrated:
         n = plan.calibration_steps
-        cfg = load_pretrain_config(path, [*base, f"train.max_steps={n}", "train.log_every=1", "train.progress=false",
-                                          f"train.checkpoint_every={n}"])
+        cfg = load_pretrain_config(
+            path,
+            [*base, f"train.max_steps={n}", "train.log_every=1", "train.progress=false", f"train.checkpoint_every={n}"],
+        )
         t0 = time.perf_counter()
         result = run_pretrain(replace(cfg, out=str(out / "calibrate" / "pretrain")))
         wall = time.perf_counter() - t0
@@ -82,22 +84,37 @@ def pretrain_phase(
         seconds -= wall
         steps = steps_for(plan, seconds, step_s, overhead)
         info.update(measured_step_seconds=step_s, measured_overhead_seconds=overhead)
-        say(f"pre-training: {step_s:.3f} s/step + {overhead:.0f} s per run measured -> {steps} steps for "
-            f"{seconds:.0f} s")
-    cfg = load_pretrain_config(path, [*base, f"train.max_steps={steps}", f"optim.schedule_steps={steps}",
-                                      f"train.checkpoint_every={max(steps // 4, 1)}"])
+        say(
+            f"pre-training: {step_s:.3f} s/step + {overhead:.0f} s per run measured -> {steps} steps for "
+            f"{seconds:.0f} s"
+        )
+    cfg = load_pretrain_config(
+        path,
+        [
+            *base,
+            f"train.max_steps={steps}",
+            f"optim.schedule_steps={steps}",
+            f"train.checkpoint_every={max(steps // 4, 1)}",
+        ],
+    )
     t0 = time.perf_counter()
     # a calibrated step count fits the budget; the time limit holds it if the machine slows down afterwards
     # (a spent budget still trains min_steps: the later phases need a pre-trained model)
     stop_at = t0 + seconds if calibrated and steps > plan.min_steps else None
     result = run_pretrain(replace(cfg, out=str(out / "pretrain")), stop_at=stop_at)
-    info.update(steps=result.step, seconds=time.perf_counter() - t0, final_loss=result.loss,
-                batch_size=cfg.train.batch_size, t_in=cfg.data.t_in)
+    info.update(
+        steps=result.step,
+        seconds=time.perf_counter() - t0,
+        final_loss=result.loss,
+        batch_size=cfg.train.batch_size,
+        t_in=cfg.data.t_in,
+    )
     return out / "pretrain" / "checkpoint", info
 
 
-def _finetune_cfg(plan: DemoPlan, ckpt: Path, holdout_dir: Path, run: Path, model: str, steps: int,
-                  extra: tuple[str, ...] = ()):
+def _finetune_cfg(
+    plan: DemoPlan, ckpt: Path, holdout_dir: Path, run: Path, model: str, steps: int, extra: tuple[str, ...] = ()
+):
     from dpot.training.finetune import load_finetune_config
 
     over = [
@@ -142,8 +159,15 @@ def holdout_phase(
         t0 = time.perf_counter()
         measured = {}
         for label, (folder, model) in HOLDOUT_RUNS.items():
-            cfg = _finetune_cfg(plan, ckpt, holdout_dir, out / "calibrate" / folder, model, plan.calibration_steps,
-                                ("train.log_every=1",))
+            cfg = _finetune_cfg(
+                plan,
+                ckpt,
+                holdout_dir,
+                out / "calibrate" / folder,
+                model,
+                plan.calibration_steps,
+                ("train.log_every=1",),
+            )
             c0 = time.perf_counter()
             result = run_finetune(cfg)
             measured[label] = calibration(result, time.perf_counter() - c0)
@@ -152,8 +176,10 @@ def holdout_phase(
         info["measured_step_seconds"] = {lab: m[0] for lab, m in measured.items()}
         info["measured_overhead_seconds"] = {lab: m[1] for lab, m in measured.items()}
         info["seconds_per_model"] = per_run
-        say(f"fine-tuning: {per_run:.0f} s per model; measured s/step "
-            + ", ".join(f"{lab} {m[0]:.3f} -> {planned[lab]} steps" for lab, m in measured.items()))
+        say(
+            f"fine-tuning: {per_run:.0f} s per model; measured s/step "
+            + ", ".join(f"{lab} {m[0]:.3f} -> {planned[lab]} steps" for lab, m in measured.items())
+        )
     ckpts: dict[str, Path] = {}
     for i, (label, (folder, model)) in enumerate(HOLDOUT_RUNS.items()):
         n = planned[label]

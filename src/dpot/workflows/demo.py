@@ -26,8 +26,13 @@ from dpot.errors import DpotError
 from dpot.models.config import FNOSize
 from dpot.workflows.budget import HOLDOUT_RUNS, holdout_phase, pretrain_phase, say
 
-PHASE_DIRS = ("pretrain", *(folder for folder, _ in HOLDOUT_RUNS.values()), "calibrate", "eval_zero_shot",
-              "eval_holdout")
+PHASE_DIRS = (
+    "pretrain",
+    *(folder for folder, _ in HOLDOUT_RUNS.values()),
+    "calibrate",
+    "eval_zero_shot",
+    "eval_holdout",
+)
 
 
 @dataclass
@@ -94,9 +99,14 @@ def evaluate_all(models: dict[str, nn.Module], dirs: list[Path], plan: DemoPlan,
     snaps: dict[str, dict[str, Any]] = {}
     for label, model in models.items():
         for d in dirs:
-            res, snap = evaluate_model(model, d, split="test", rollout=plan.rollout,
-                                       n_trajectories=plan.eval_trajectories,
-                                       normalizer=normalizer_for(ckpts[label], d) if label in ckpts else None)
+            res, snap = evaluate_model(
+                model,
+                d,
+                split="test",
+                rollout=plan.rollout,
+                n_trajectories=plan.eval_trajectories,
+                normalizer=normalizer_for(ckpts[label], d) if label in ckpts else None,
+            )
             results.setdefault(label, {})[d.name] = res
             if not isinstance(model, LastFrame):  # its snapshots would only repeat the input
                 snaps.setdefault(label, {})[d.name] = snap
@@ -171,8 +181,13 @@ def run_demo(
     say("zero-shot evaluation")
     zero_shot = {"DPOT pre-trained": pretrained, "repeat last frame": LastFrame(pretrained.config)}
     zs_results, zs_snaps = evaluate_all(zero_shot, zs_dirs, plan, {"DPOT pre-trained": ckpt})
-    write_evaluation(out / "eval_zero_shot", zs_results, zs_snaps, {"DPOT pre-trained": str(ckpt)},
-                     title="Zero-shot evaluation of the pre-trained DPOT")
+    write_evaluation(
+        out / "eval_zero_shot",
+        zs_results,
+        zs_snaps,
+        {"DPOT pre-trained": str(ckpt)},
+        title="Zero-shot evaluation of the pre-trained DPOT",
+    )
     timings["zero_shot_eval"] = time.perf_counter() - t0
 
     # 5. held-out evaluation
@@ -185,8 +200,13 @@ def run_demo(
     models["repeat last frame"] = LastFrame(models["DPOT fine-tuned"].config)
     say(f"evaluating on the held-out {holdout_dir.name} test split")
     ho_results, ho_snaps = evaluate_all(models, [holdout_dir], plan, sources)
-    write_evaluation(out / "eval_holdout", ho_results, ho_snaps, {k: str(v) for k, v in ckpts.items()},
-                     title=f"Held-out family: {holdout_dir.name}")
+    write_evaluation(
+        out / "eval_holdout",
+        ho_results,
+        ho_snaps,
+        {k: str(v) for k, v in ckpts.items()},
+        title=f"Held-out family: {holdout_dir.name}",
+    )
     timings["holdout_eval"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
 

@@ -63,18 +63,25 @@ def _plan_split_files(fmt: str, files: dict[str, Path], opts: ConvertOptions) ->
         raise DpotError(f"unknown split {unknown[0] if unknown else ''!r}; name files train=, val= or test=")
     given = [s for s in SPLITS if s in files]
     # metadata comes from the first file: the others are read with a dt set, so a missing time step warns once
-    built = {s: _build(fmt, files[s], replace(opts, split=WHOLE, dt=opts.dt if s == given[0] else opts.dt or 1.0))
-             for s in given}
+    built = {
+        s: _build(fmt, files[s], replace(opts, split=WHOLE, dt=opts.dt if s == given[0] else opts.dt or 1.0))
+        for s in given
+    }
     first_split, first = next(iter(built.items()))
     for s, p in built.items():
-        if p.meta.steady != first.meta.steady or p.meta.channels != first.meta.channels or (
-                p.frame_shape, p.inputs_shape, p.targets_shape, p.n_params) != (
-                first.frame_shape, first.inputs_shape, first.targets_shape, first.n_params):
+        if (
+            p.meta.steady != first.meta.steady
+            or p.meta.channels != first.meta.channels
+            or (p.frame_shape, p.inputs_shape, p.targets_shape, p.n_params)
+            != (first.frame_shape, first.inputs_shape, first.targets_shape, first.n_params)
+        ):
             shape = p.frame_shape or p.inputs_shape
-            raise DpotError(f"{files[s]}: samples {shape} (channels {', '.join(p.meta.channels)}) differ from "
-                            f"{files[first_split]} {first.frame_shape or first.inputs_shape}; splits of one dataset "
-                            f"share one shape: convert {s}={files[s]} alone as its own evaluation-only dataset "
-                            "(--name)")
+            raise DpotError(
+                f"{files[s]}: samples {shape} (channels {', '.join(p.meta.channels)}) differ from "
+                f"{files[first_split]} {first.frame_shape or first.inputs_shape}; splits of one dataset "
+                f"share one shape: convert {s}={files[s]} alone as its own evaluation-only dataset "
+                "(--name)"
+            )
     parts = {s: [part for k in SPLITS for part in p.splits.get(k, [])] for s, p in built.items()}
     if "train" in parts:
         splits = carve_from_train(parts["train"], opts.split, [s for s in SPLITS if s not in parts])
@@ -87,8 +94,13 @@ def _plan_split_files(fmt: str, files: dict[str, Path], opts: ConvertOptions) ->
     return replace(first, meta=meta, splits=splits)
 
 
-def convert(fmt: str, src: str | Path | dict[str, str | Path], out: str | Path, opts: ConvertOptions | None = None,
-            progress: bool = True) -> Path:
+def convert(
+    fmt: str,
+    src: str | Path | dict[str, str | Path],
+    out: str | Path,
+    opts: ConvertOptions | None = None,
+    progress: bool = True,
+) -> Path:
     """Convert `src` (format `fmt`; a path, or a dict split -> path) into `out/<name>/{train,val,test}.h5`;
     returns the dataset folder."""
     opts = opts or ConvertOptions()

@@ -23,15 +23,14 @@ def parse_layout(text: str, steady: bool) -> tuple[list[str], list[str]]:
     time-dependent data needs t and steady-state data must not have it."""
     axes = [a for a in re.split(r"[\s,]+", text.strip()) if a]
     if not axes or len(set(axes)) != len(axes) or any(not re.fullmatch(r"[A-Za-z]\w*", a) for a in axes):
-        raise DpotError(f"bad --layout {text!r}: give distinct axis names, e.g. \"n t x y c\"")
+        raise DpotError(f'bad --layout {text!r}: give distinct axis names, e.g. "n t x y c"')
     space = [a for a in axes if a not in ("n", "t", "c")]
     if not space:
         raise DpotError(f"bad --layout {text!r}: name at least one space axis (x, y, z)")
     if steady and "t" in axes:
         raise DpotError(f"bad --layout {text!r}: steady-state pairs (--inputs/--targets) have no t axis")
     if not steady and "t" not in axes:
-        raise DpotError(f"bad --layout {text!r}: time-dependent --fields need a t axis (or use "
-                        "--inputs/--targets)")
+        raise DpotError(f"bad --layout {text!r}: time-dependent --fields need a t axis (or use --inputs/--targets)")
     return axes, space
 
 
@@ -55,8 +54,7 @@ class Container:
             else:
                 self._data = h5_open(path)
                 self.keys = []
-                self._data.visititems(lambda name, obj: self.keys.append(name) if hasattr(obj, "shape")
-                                      else None)
+                self._data.visititems(lambda name, obj: self.keys.append(name) if hasattr(obj, "shape") else None)
         except DpotError:
             raise
         except (OSError, ValueError, RuntimeError, zipfile.BadZipFile) as exc:
@@ -77,14 +75,19 @@ class Container:
                     raise
                 obj = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
-            raise DpotError(f"{path}: holds more than tensors ({str(exc).splitlines()[0]}); only tensors and "
-                            "dicts of tensors can be converted") from None
+            raise DpotError(
+                f"{path}: holds more than tensors ({str(exc).splitlines()[0]}); only tensors and "
+                "dicts of tensors can be converted"
+            ) from None
         if isinstance(obj, torch.Tensor):
             obj = {path.stem: obj}
         if not isinstance(obj, dict):
             raise DpotError(f"{path}: expected a tensor or a dict of tensors, found {type(obj).__name__}")
-        return {str(k): v.numpy() if isinstance(v, torch.Tensor) else v for k, v in obj.items()
-                if isinstance(v, torch.Tensor)}
+        return {
+            str(k): v.numpy() if isinstance(v, torch.Tensor) else v
+            for k, v in obj.items()
+            if isinstance(v, torch.Tensor)
+        }
 
     def get(self, key: str):
         if key not in self.keys:
@@ -102,9 +105,11 @@ class Stacked:
         shapes = []
         for k, arr in zip(keys, self.arrays):
             if arr.ndim != len(axes):
-                raise DpotError(f"{box.path}: {k!r} has {arr.ndim} axes {tuple(arr.shape)} but --layout "
-                                "names "
-                                f"{len(axes)} ({' '.join(axes)})")
+                raise DpotError(
+                    f"{box.path}: {k!r} has {arr.ndim} axes {tuple(arr.shape)} but --layout "
+                    "names "
+                    f"{len(axes)} ({' '.join(axes)})"
+                )
             sizes = dict(zip(axes, arr.shape))
             shapes.append(tuple(sizes.get(a, 1) for a in canon))
         for k, s in zip(keys, shapes):
@@ -136,33 +141,43 @@ def build(src: Path, opts: ConvertOptions) -> Plan:
     if steady and not (opts.inputs and opts.targets):
         raise DpotError("steady-state data needs both --inputs and --targets")
     if steady and opts.fields:
-        raise DpotError("give either --fields (time-dependent) or --inputs/--targets (steady-state), not "
-                        "both")
+        raise DpotError("give either --fields (time-dependent) or --inputs/--targets (steady-state), not both")
     if not opts.layout:
         raise DpotError('the arrays format needs --layout, e.g. --layout "n t x y c"')
     axes, space = parse_layout(opts.layout, steady)
     box = Container(src)
     name = re.sub(r"[^A-Za-z0-9_.\-]", "_", src.stem)
     ndim = len(space)
-    common = dict(name=name, pde="other", space=space, domain=[[0.0, 1.0]] * ndim,
-                  boundary=["periodic"] * ndim, source=str(src))
+    common = dict(
+        name=name, pde="other", space=space, domain=[[0.0, 1.0]] * ndim, boundary=["periodic"] * ndim, source=str(src)
+    )
     if steady:
         canon = ["n", *space, "c"]
         ins = Stacked(box, opts.inputs, axes, canon)
         outs = Stacked(box, opts.targets, axes, canon)
         if ins.n != outs.n or ins.sample_shape[:-1] != outs.sample_shape[:-1]:
-            raise DpotError(f"{src}: inputs {ins.sample_shape} and targets {outs.sample_shape} differ in "
-                            "samples "
-                            f"({ins.n} vs {outs.n}) or grid")
-        meta = DatasetMeta(channels=outs.names, input_channels=ins.names, steady=True,
-                           params={"inputs": opts.inputs, "targets": opts.targets, "layout": opts.layout},
-                           **common)
+            raise DpotError(
+                f"{src}: inputs {ins.sample_shape} and targets {outs.sample_shape} differ in "
+                "samples "
+                f"({ins.n} vs {outs.n}) or grid"
+            )
+        meta = DatasetMeta(
+            channels=outs.names,
+            input_channels=ins.names,
+            steady=True,
+            params={"inputs": opts.inputs, "targets": opts.targets, "layout": opts.layout},
+            **common,
+        )
 
         def read_pair(a: int, b: int) -> dict[str, np.ndarray]:
             return {"inputs": ins.read(a, b), "targets": outs.read(a, b)}
 
-        return Plan(meta, carve([Part(ins.n, read_pair, str(src))], opts.split),
-                    inputs_shape=ins.sample_shape, targets_shape=outs.sample_shape)
+        return Plan(
+            meta,
+            carve([Part(ins.n, read_pair, str(src))], opts.split),
+            inputs_shape=ins.sample_shape,
+            targets_shape=outs.sample_shape,
+        )
     keys = opts.fields or (box.keys if len(box.keys) == 1 else None)
     if not keys:
         raise DpotError(f"{src}: say which keys hold the data with --fields (found: {', '.join(box.keys)})")

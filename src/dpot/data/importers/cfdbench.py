@@ -43,9 +43,11 @@ def _problem(src: Path, case: Path) -> str:
         if part in PROBLEMS:
             return part
         if part == "dam":
-            raise DpotError(f"{src}: the dam problem is not supported (its obstacle geometry is not "
-                            "described in "
-                            "case.json, so the mask cannot be computed; DPOT drops it too)")
+            raise DpotError(
+                f"{src}: the dam problem is not supported (its obstacle geometry is not "
+                "described in "
+                "case.json, so the mask cannot be computed; DPOT drops it too)"
+            )
     params = _load_json(case)
     return "cylinder" if "radius" in params else "cavity"
 
@@ -110,8 +112,10 @@ def build(src: Path, opts: ConvertOptions) -> Plan:
     names = sorted(numeric_keys or [])
     frames = opts.frames
     # each case becomes ceil(T / frames) windows; one Part per case keeps a case's windows in one split
-    case_parts = [Part(math.ceil(shp[0] / frames), _reader(case, params, problem, names, frames), str(case))
-                  for case, params, shp in infos]
+    case_parts = [
+        Part(math.ceil(shp[0] / frames), _reader(case, params, problem, names, frames), str(case))
+        for case, params, shp in infos
+    ]
     splits = carve_cases(case_parts, opts.split)
     p0 = infos[0][1]
     if problem == "cylinder":
@@ -120,11 +124,23 @@ def build(src: Path, opts: ConvertOptions) -> Plan:
         domain = [[0.0, float(p0.get("width", 1.0))], [0.0, float(p0.get("height", 1.0))]]
     pde = "cavity" if problem == "cavity" else "ns2d_incompressible"
     name = f"cfdbench_{problem}" + (f"_{src.name}" if src.name in SUBSETS else "")
-    meta = DatasetMeta(name=name, pde=pde,
-                       channels=["u", "v", "mask"], space=["x", "y"], domain=domain, boundary=boundary, dt=dt,
-                       params={"problem": problem, "cases": len(cases), "frames_per_window": frames,
-                               "last_window": "padded by repeating the final frame"},
-                       param_names=names, source=str(src))
+    meta = DatasetMeta(
+        name=name,
+        pde=pde,
+        channels=["u", "v", "mask"],
+        space=["x", "y"],
+        domain=domain,
+        boundary=boundary,
+        dt=dt,
+        params={
+            "problem": problem,
+            "cases": len(cases),
+            "frames_per_window": frames,
+            "last_window": "padded by repeating the final frame",
+        },
+        param_names=names,
+        source=str(src),
+    )
     return Plan(meta, splits, frame_shape=(frames, shape[1], shape[0], 3), n_params=len(names))
 
 
@@ -142,7 +158,7 @@ def _reader(case: Path, params: dict, problem: str, names: list[str], frames: in
         t, h, w = u.shape
         mask = geometry_mask(problem, params, h, w)
         stop = min(t, b * frames)
-        uv = np.stack([np.asarray(u[a * frames:stop]), np.asarray(v[a * frames:stop])], axis=-1)
+        uv = np.stack([np.asarray(u[a * frames : stop]), np.asarray(v[a * frames : stop])], axis=-1)
         uv = uv.transpose(0, 2, 1, 3).astype(np.float32)  # (T', height, width, 2) -> (T', x, y, 2)
         pad = (b - a) * frames - len(uv)
         if pad:

@@ -91,8 +91,7 @@ def h5_open(path: str | Path):
     except FileNotFoundError:
         raise DpotError(f"{path}: no such file") from None
     except OSError as exc:
-        raise DpotError(f"{path}: cannot read HDF5 file ({_short(exc)}); it may be truncated or "
-                        "corrupt") from None
+        raise DpotError(f"{path}: cannot read HDF5 file ({_short(exc)}); it may be truncated or corrupt") from None
 
 
 def _short(exc: BaseException) -> str:
@@ -159,8 +158,7 @@ def _split_values(text: str) -> tuple[list[float], bool]:
     except ValueError:
         vals = []
     if len(vals) != 3 or any(v < 0 for v in vals):
-        raise DpotError(f"bad --split {text!r}: give three fractions (0.8,0.1,0.1) or three counts "
-                        "(1000,100,100)")
+        raise DpotError(f"bad --split {text!r}: give three fractions (0.8,0.1,0.1) or three counts (1000,100,100)")
     if abs(sum(vals) - 1.0) < 1e-6:
         return vals, True
     if all(v == int(v) for v in vals):
@@ -181,8 +179,10 @@ def parse_split(text: str, n: int) -> list[int]:
             raise DpotError(f"--split {text} asks for {sum(counts)} trajectories but the source has {n}")
     for name, c in zip(SPLITS, counts):
         if c < 1:
-            raise DpotError(f"--split {text} leaves split {name!r} empty ({n} trajectories in the source); "
-                            "every split needs at least one trajectory")
+            raise DpotError(
+                f"--split {text} leaves split {name!r} empty ({n} trajectories in the source); "
+                "every split needs at least one trajectory"
+            )
     return counts
 
 
@@ -213,16 +213,21 @@ def carve_from_train(parts: Sequence[Part], split: str, missing: Sequence[str]) 
     trajectories (fractions are of the train file), from its end; train keeps the rest."""
     n = sum(p.n for p in parts)
     vals, fractions = _split_values(split)
-    counts = [0] + [(round(v * n) if fractions else int(v)) if s in missing else 0
-                    for s, v in zip(SPLITS[1:], vals[1:])]
+    counts = [0] + [
+        (round(v * n) if fractions else int(v)) if s in missing else 0 for s, v in zip(SPLITS[1:], vals[1:])
+    ]
     for s, c in zip(SPLITS[1:], counts[1:]):
         if s in missing and c < 1:
-            raise DpotError(f"--split {split} carves no {s!r} trajectories from the {n} of the train file; give "
-                            f"{s}=FILE or a larger --split share")
+            raise DpotError(
+                f"--split {split} carves no {s!r} trajectories from the {n} of the train file; give "
+                f"{s}=FILE or a larger --split share"
+            )
     counts[0] = n - sum(counts)
     if counts[0] < 1:
-        raise DpotError(f"--split {split} carves {sum(counts[1:])} trajectories for {', '.join(missing)} but the "
-                        f"train file has only {n}")
+        raise DpotError(
+            f"--split {split} carves {sum(counts[1:])} trajectories for {', '.join(missing)} but the "
+            f"train file has only {n}"
+        )
     return assign(parts, counts)
 
 
@@ -283,13 +288,17 @@ def apply_overrides(plan: Plan, opts: ConvertOptions) -> Plan:
         changes["boundary"] = parse_boundary(opts.boundary, meta.ndim)
     if opts.channels and plan.channels_renamable:
         if len(opts.channels) != len(meta.channels):
-            raise DpotError(f"--channels names {len(opts.channels)} channels but the data has "
-                            f"{len(meta.channels)} ({', '.join(meta.channels)})")
+            raise DpotError(
+                f"--channels names {len(opts.channels)} channels but the data has "
+                f"{len(meta.channels)} ({', '.join(meta.channels)})"
+            )
         changes["channels"] = list(opts.channels)
     if opts.input_channels and meta.steady:
         if len(opts.input_channels) != len(meta.input_channels):
-            raise DpotError(f"--input-channels names {len(opts.input_channels)} channels but the inputs have "
-                            f"{len(meta.input_channels)}")
+            raise DpotError(
+                f"--input-channels names {len(opts.input_channels)} channels but the inputs have "
+                f"{len(meta.input_channels)}"
+            )
         changes["input_channels"] = list(opts.input_channels)
     if changes:
         plan = replace(plan, meta=replace(meta, **changes))  # replace() re-runs DatasetMeta's validation
@@ -307,22 +316,30 @@ def write_plan(plan: Plan, out: str | Path, overwrite: bool = False, progress: b
         raise DpotError(f"dataset name {meta.name!r} is not a plain folder name; pass --name")
     target = Path(out) / meta.name
     if target.exists() and not overwrite:
-        raise DpotError(f"{target} already exists; pass --overwrite to replace it or --name to pick another "
-                        "name")
+        raise DpotError(f"{target} already exists; pass --overwrite to replace it or --name to pick another name")
     names = [s for s in SPLITS if s in plan.splits]
     for s in names if "train" not in names else SPLITS:
         if not plan.splits.get(s) or sum(p.n for p in plan.splits[s]) < 1:
             raise DpotError(f"{meta.name}: split {s!r} would be empty; adjust --split")
     block = max(1, BLOCK_BYTES // max(plan.sample_bytes(), 1))
     total = sum(p.n for s in names for p in plan.splits[s])
-    with atomic_path(target) as tmp, tqdm(total=total, desc=f"convert {meta.name}", unit="traj",
-                                          disable=not progress) as bar:
+    with (
+        atomic_path(target) as tmp,
+        tqdm(total=total, desc=f"convert {meta.name}", unit="traj", disable=not progress) as bar,
+    ):
         tmp.mkdir()
         for s in names:
             parts = plan.splits[s]
             n = sum(p.n for p in parts)
-            with SplitWriter(tmp / f"{s}.h5", meta, n, plan.frame_shape, inputs_shape=plan.inputs_shape,
-                             targets_shape=plan.targets_shape, n_params=plan.n_params) as w:
+            with SplitWriter(
+                tmp / f"{s}.h5",
+                meta,
+                n,
+                plan.frame_shape,
+                inputs_shape=plan.inputs_shape,
+                targets_shape=plan.targets_shape,
+                n_params=plan.n_params,
+            ) as w:
                 i = 0
                 for p in parts:
                     for a in range(0, p.n, block):
@@ -340,21 +357,30 @@ def _read_checked(plan: Plan, part: Part, a: int, b: int) -> dict[str, np.ndarra
     try:
         data = part.read(a, b)
     except OSError as exc:
-        raise DpotError(f"{part.label}: cannot read trajectories {first}..{last} ({_short(exc)}); "
-                        "the file may be truncated or corrupt") from None
-    expect = {"fields": plan.frame_shape, "inputs": plan.inputs_shape, "targets": plan.targets_shape,
-              "params": (plan.n_params,) if plan.n_params else None}
+        raise DpotError(
+            f"{part.label}: cannot read trajectories {first}..{last} ({_short(exc)}); "
+            "the file may be truncated or corrupt"
+        ) from None
+    expect = {
+        "fields": plan.frame_shape,
+        "inputs": plan.inputs_shape,
+        "targets": plan.targets_shape,
+        "params": (plan.n_params,) if plan.n_params else None,
+    }
     for key, arr in data.items():
         if expect.get(key) is None:
             continue
         want = (b - a, *expect[key])
         if tuple(arr.shape) != want:
-            raise DpotError(f"{part.label}: {key} of trajectories {first}..{last} has shape "
-                            f"{tuple(arr.shape)}, expected {want} (all trajectories must share one shape)")
+            raise DpotError(
+                f"{part.label}: {key} of trajectories {first}..{last} has shape "
+                f"{tuple(arr.shape)}, expected {want} (all trajectories must share one shape)"
+            )
         bad = ~np.isfinite(arr.reshape(b - a, -1)).all(axis=1)
         if bad.any():
             k = first + int(np.argmax(bad))
-            raise DpotError(f"{part.label}: trajectory {k} contains NaN or Inf in {key}; clean the source or "
-                            "drop that trajectory")
+            raise DpotError(
+                f"{part.label}: trajectory {k} contains NaN or Inf in {key}; clean the source or drop that trajectory"
+            )
         data[key] = arr.astype(np.float64 if key == "params" else np.float32, copy=False)
     return data

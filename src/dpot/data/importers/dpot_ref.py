@@ -47,10 +47,10 @@ class Source:
         if path.is_dir():
             files = [p for p in path.iterdir() if p.suffix in SUFFIXES and p.is_file()]
             if not files:
-                raise DpotError(f"{path}: no .hdf5 files (DPOT scatter storage holds data_0.hdf5, data_1.hdf5, "
-                                "...)")
-            self.files = sorted(files, key=lambda p: (int(m.group()) if (m := re.search(r"\d+", p.stem)) else -1,
-                                                      p.name))
+                raise DpotError(f"{path}: no .hdf5 files (DPOT scatter storage holds data_0.hdf5, data_1.hdf5, ...)")
+            self.files = sorted(
+                files, key=lambda p: (int(m.group()) if (m := re.search(r"\d+", p.stem)) else -1, p.name)
+            )
             self.n = len(self.files)
             self.sample = tuple(h5_get(h5_open(self.files[0]), "data", self.files[0]).shape)
         else:
@@ -97,9 +97,16 @@ def build(src: Path, opts: ConvertOptions) -> Plan:
     if opts.dt is None:
         warn(f"{src}: DPOT's processed files store no time step; dt = 1.0 (pass --dt to set the physical step)")
     ndim = len(space)
-    meta = DatasetMeta(name=name, pde=pde, channels=channels, space=space, domain=[[0.0, 1.0]] * ndim,
-                       boundary=[boundary] * ndim, source=str(src),
-                       params={"storage": "scatter" if first.files else "single file"})
+    meta = DatasetMeta(
+        name=name,
+        pde=pde,
+        channels=channels,
+        space=space,
+        domain=[[0.0, 1.0]] * ndim,
+        boundary=[boundary] * ndim,
+        source=str(src),
+        params={"storage": "scatter" if first.files else "single file"},
+    )
     parts = {s: [Part(v.n, _reader(v, len(space)), str(v.path))] for s, v in sources.items()}
     if "all" in parts:
         splits = carve(parts["all"], opts.split)
@@ -120,8 +127,10 @@ def _axes(src: Source) -> tuple[list[str], int]:
         return ["x", "y"], src.sample[-1]
     if rank == 5:
         return ["x", "y", "z"], src.sample[-1]
-    raise DpotError(f"{src.path}: a sample of `data` has shape {src.sample}; expected DPOT's (X, Y, T), "
-                    "(X, Y, T, C) or (X, Y, Z, T, C)")
+    raise DpotError(
+        f"{src.path}: a sample of `data` has shape {src.sample}; expected DPOT's (X, Y, T), "
+        "(X, Y, T, C) or (X, Y, Z, T, C)"
+    )
 
 
 def _reader(src: Source, ndim: int):

@@ -33,16 +33,18 @@ def _folder_files(src: Path) -> dict[str, Path]:
     """A downloaded neuraloperator folder: its train file and the test file of the same resolution."""
     trains = sorted(src.glob("*_train_*.pt"))
     if len(trains) != 1:
-        raise DpotError(f"{src}: expected one *_train_<res>.pt file, found {len(trains)}; name the files with "
-                        "train=FILE test=FILE")
+        raise DpotError(
+            f"{src}: expected one *_train_<res>.pt file, found {len(trains)}; name the files with train=FILE test=FILE"
+        )
     test = trains[0].with_name(trains[0].name.replace("_train_", "_test_"))
     if not test.is_file():
-        raise DpotError(f"{src}: no {test.name} next to {trains[0].name}; name the files with train=FILE "
-                        "test=FILE")
+        raise DpotError(f"{src}: no {test.name} next to {trains[0].name}; name the files with train=FILE test=FILE")
     others = [p.name for p in sorted(src.glob("*_test_*.pt")) if p != test]
     if others:
-        warn(f"{src}: {', '.join(others)} not converted (another resolution); convert each with "
-             "`dpot convert neuralop test=FILE --name NAME` as an evaluation-only dataset")
+        warn(
+            f"{src}: {', '.join(others)} not converted (another resolution); convert each with "
+            "`dpot convert neuralop test=FILE --name NAME` as an evaluation-only dataset"
+        )
     return {"train": trains[0], "test": test}
 
 
@@ -76,20 +78,30 @@ def _file_plan(path: Path, opts: ConvertOptions) -> Plan:
     if opts.layout:
         x_axes, space = parse_layout(opts.layout, steady=True)
         if x_axes[0] != "n" or len(x_axes) != x.ndim:
-            raise DpotError(f"--layout {opts.layout!r} must name the {x.ndim} axes of x {tuple(x.shape)}, "
-                            "starting with n")
+            raise DpotError(
+                f"--layout {opts.layout!r} must name the {x.ndim} axes of x {tuple(x.shape)}, starting with n"
+            )
     elif x.ndim in X_AXES:
         x_axes = X_AXES[x.ndim].split()
         space = [a for a in x_axes if a not in ("n", "c")]
     else:
-        raise DpotError(f"{path}: x has shape {tuple(x.shape)}; expected (N, X), (N, X, Y), (N, C, X, Y) or "
-                        "(N, C, X, Y, Z) (or pass --layout)")
+        raise DpotError(
+            f"{path}: x has shape {tuple(x.shape)}; expected (N, X), (N, X, Y), (N, C, X, Y) or "
+            "(N, C, X, Y, Z) (or pass --layout)"
+        )
     stem = re.sub(r"[^A-Za-z0-9_.\-]", "_", path.stem)
     word = next((k for k in KNOWN if stem.lower().startswith(k)), None)
     pde, in_name, out_name, boundary = KNOWN[word] if word else ("other", "x", "y", "periodic")
     ndim = len(space)
-    common = dict(name=stem, pde=pde, space=space, domain=[[0.0, 1.0]] * ndim, boundary=[boundary] * ndim,
-                  source=str(path), params={"file": path.name, "layout": " ".join(x_axes)})
+    common = dict(
+        name=stem,
+        pde=pde,
+        space=space,
+        domain=[[0.0, 1.0]] * ndim,
+        boundary=[boundary] * ndim,
+        source=str(path),
+        params={"file": path.name, "layout": " ".join(x_axes)},
+    )
     timed = y.ndim == x.ndim + 1 and tuple(y.shape[2:]) == tuple(x.shape[1:])
     if timed:
         return _trajectories(path, box, x_axes, space, out_name, common, opts)
@@ -101,22 +113,27 @@ def _file_plan(path: Path, opts: ConvertOptions) -> Plan:
         y_axes = []
     sizes = dict(zip(x_axes, x.shape))
     if not y_axes or any(sizes[a] != n for a, n in zip(y_axes, y.shape) if a != "c"):
-        raise DpotError(f"{path}: y {tuple(y.shape)} matches neither the grid of x {tuple(x.shape)} (steady "
-                        "state) nor x with a time axis after N (trajectories)")
+        raise DpotError(
+            f"{path}: y {tuple(y.shape)} matches neither the grid of x {tuple(x.shape)} (steady "
+            "state) nor x with a time axis after N (trajectories)"
+        )
     canon = ["n", *space, "c"]
     ins, outs = Stacked(box, ["x"], x_axes, canon), Stacked(box, ["y"], y_axes, canon)
-    meta = DatasetMeta(channels=_names(out_name, outs.counts[0]), input_channels=_names(in_name, ins.counts[0]),
-                       steady=True, **common)
+    meta = DatasetMeta(
+        channels=_names(out_name, outs.counts[0]), input_channels=_names(in_name, ins.counts[0]), steady=True, **common
+    )
 
     def read(a: int, b: int) -> dict[str, np.ndarray]:
         return {"inputs": ins.read(a, b), "targets": outs.read(a, b)}
 
-    return Plan(meta, {"train": [Part(ins.n, read, str(path))]}, inputs_shape=ins.sample_shape,
-                targets_shape=outs.sample_shape)
+    return Plan(
+        meta, {"train": [Part(ins.n, read, str(path))]}, inputs_shape=ins.sample_shape, targets_shape=outs.sample_shape
+    )
 
 
-def _trajectories(path: Path, box: Container, x_axes: list[str], space: list[str], name: str, common: dict,
-                  opts: ConvertOptions) -> Plan:
+def _trajectories(
+    path: Path, box: Container, x_axes: list[str], space: list[str], name: str, common: dict, opts: ConvertOptions
+) -> Plan:
     """`y` (N, T, ...) as frames; `x` (the initial state) becomes frame 0 unless `y[:, 0]` already equals it."""
     canon = ["n", "t", *space, "c"]
     frames = Stacked(box, ["y"], ["n", "t", *x_axes[1:]], canon)

@@ -37,15 +37,18 @@ def build(src: Path, opts: ConvertOptions) -> Plan:
         f = h5_open(path)
         groups = [g for g in f.keys() if g in SOURCE_SPLITS]
         if not groups:
-            raise DpotError(f"{path}: no split group (train, valid or test) at the file root; found "
-                            f"{', '.join(f.keys()) or 'nothing'}")
+            raise DpotError(
+                f"{path}: no split group (train, valid or test) at the file root; found "
+                f"{', '.join(f.keys()) or 'nothing'}"
+            )
         for g in groups:
             grp = f[g]
             dsets = [h5_get(grp, v, path) for v in VARIABLES]
             shape = dsets[0].shape
             if len(shape) != 4 or any(d.shape != shape for d in dsets):
-                raise DpotError(f"{path}: {g}/u, vx, vy must share one shape (N, T, X, Y); found "
-                                f"{[d.shape for d in dsets]}")
+                raise DpotError(
+                    f"{path}: {g}/u, vx, vy must share one shape (N, T, X, Y); found {[d.shape for d in dsets]}"
+                )
             if ref is None:
                 ref = (path, grp, shape)
             elif shape[1:] != ref[2][1:]:
@@ -58,10 +61,18 @@ def build(src: Path, opts: ConvertOptions) -> Plan:
     dt = dt_from_times(grp["t"], f"{path}: t") if "t" in grp else 1.0
     domain = [domain_from_coords(np.asarray(grp[a][0])) if a in grp else [0.0, 32.0] for a in ("x", "y")]
     name = src.stem if src.is_file() else src.name
-    meta = DatasetMeta(name=name, pde="ns2d_buoyancy", channels=list(CHANNELS),
-                       space=["x", "y"], domain=domain, boundary=["wall", "wall"], dt=dt,
-                       params={"solver": "PhiFlow smoke (PDEArena)", "shards": len(files)},
-                       param_names=["buoyancy_y"] if with_buo else [], source=str(src))
+    meta = DatasetMeta(
+        name=name,
+        pde="ns2d_buoyancy",
+        channels=list(CHANNELS),
+        space=["x", "y"],
+        domain=domain,
+        boundary=["wall", "wall"],
+        dt=dt,
+        params={"solver": "PhiFlow smoke (PDEArena)", "shards": len(files)},
+        param_names=["buoyancy_y"] if with_buo else [],
+        source=str(src),
+    )
     if all(parts[s] for s in SPLITS):
         splits = parts
         meta.params["splits"] = "source (train/valid/test groups)"

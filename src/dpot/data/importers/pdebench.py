@@ -49,9 +49,11 @@ def _layout(f, path: Path) -> str:
         return "arrays"
     if any(hasattr(f[k], "keys") and "data" in f[k] for k in keys):
         return "seeds"
-    raise DpotError(f"{path}: not a PDEBench file (expected `tensor`, variables {', '.join(VARIABLES)}, "
-                    "seed groups 0000/data, or velocity+particles); found keys: "
-                    f"{', '.join(sorted(keys)) or 'none'}")
+    raise DpotError(
+        f"{path}: not a PDEBench file (expected `tensor`, variables {', '.join(VARIABLES)}, "
+        "seed groups 0000/data, or velocity+particles); found keys: "
+        f"{', '.join(sorted(keys)) or 'none'}"
+    )
 
 
 def build(src: Path, opts: ConvertOptions) -> Plan:
@@ -66,9 +68,12 @@ def build(src: Path, opts: ConvertOptions) -> Plan:
     first = plans[0]
     for p, path in zip(plans[1:], files[1:]):
         if (p.frame_shape, p.inputs_shape, p.targets_shape, p.meta.channels) != (
-                first.frame_shape, first.inputs_shape, first.targets_shape, first.meta.channels):
-            raise DpotError(f"{path}: shapes/channels differ from {files[0]}; convert files of one shape "
-                            "together")
+            first.frame_shape,
+            first.inputs_shape,
+            first.targets_shape,
+            first.meta.channels,
+        ):
+            raise DpotError(f"{path}: shapes/channels differ from {files[0]}; convert files of one shape together")
     parts = [part for p in plans for part in p.splits["all"]]
     if len(files) > 1:
         first.meta.name = _name(src)
@@ -97,21 +102,33 @@ def _arrays(f, path: Path, opts: ConvertOptions) -> Plan:
     if "tensor" in f and "nu" in f:  # Darcy: coefficient nu (N, X, Y) -> solution tensor (N, 1, X, Y)
         nu, sol = f["nu"], f["tensor"]
         if sol.ndim != nu.ndim + 1 or sol.shape[1] != 1 or sol.shape[2:] != nu.shape[1:]:
-            raise DpotError(f"{path}: Darcy expects nu (N, X, Y) and tensor (N, 1, X, Y), found {nu.shape} "
-                            "and "
-                            f"{sol.shape}")
+            raise DpotError(
+                f"{path}: Darcy expects nu (N, X, Y) and tensor (N, 1, X, Y), found {nu.shape} and {sol.shape}"
+            )
         ndim = nu.ndim - 1
         _check_coords(coords, COORDS, nu.shape[1:], path)
-        meta = DatasetMeta(name=stem, pde="darcy", channels=["u"], input_channels=["nu"], steady=True,
-                           space=["x", "y", "z"][:ndim], domain=_domains(coords, ndim),
-                           boundary=["dirichlet"] * ndim, params=params, source=str(path))
+        meta = DatasetMeta(
+            name=stem,
+            pde="darcy",
+            channels=["u"],
+            input_channels=["nu"],
+            steady=True,
+            space=["x", "y", "z"][:ndim],
+            domain=_domains(coords, ndim),
+            boundary=["dirichlet"] * ndim,
+            params=params,
+            source=str(path),
+        )
 
         def read_darcy(a: int, b: int) -> dict[str, np.ndarray]:
             return {"inputs": np.asarray(nu[a:b])[..., None], "targets": np.asarray(sol[a:b, 0])[..., None]}
 
-        return Plan(meta, {"all": [Part(nu.shape[0], read_darcy, str(path))]},
-                    inputs_shape=(*nu.shape[1:], 1),
-                    targets_shape=(*nu.shape[1:], 1))
+        return Plan(
+            meta,
+            {"all": [Part(nu.shape[0], read_darcy, str(path))]},
+            inputs_shape=(*nu.shape[1:], 1),
+            targets_shape=(*nu.shape[1:], 1),
+        )
     if "tensor" in f:
         names, pde, boundary = ["u"], *_pde_1d(stem)
         dsets = [f["tensor"]]
@@ -119,16 +136,20 @@ def _arrays(f, path: Path, opts: ConvertOptions) -> Plan:
     else:
         present = [v for v in VARIABLES if v in f]
         ndim = f[present[0]].ndim - 2
-        expected = ["Vx", "Vy", "Vz"][:max(ndim, 1)] + ["density", "pressure"]
+        expected = ["Vx", "Vy", "Vz"][: max(ndim, 1)] + ["density", "pressure"]
         lacking = [v for v in expected if v not in f]
         if lacking and not opts.channels:
-            raise DpotError(f"{path}: variable {', '.join(lacking)} missing from this {ndim}D file (found: "
-                            f"{', '.join(present)}); pass --channels to convert only some variables")
+            raise DpotError(
+                f"{path}: variable {', '.join(lacking)} missing from this {ndim}D file (found: "
+                f"{', '.join(present)}); pass --channels to convert only some variables"
+            )
         names = opts.channels or present
         missing = [v for v in names if v not in f]
         if missing:
-            raise DpotError(f"{path}: --channels asks for {', '.join(missing)}, which the file lacks "
-                            f"(variables: {', '.join(present)})")
+            raise DpotError(
+                f"{path}: --channels asks for {', '.join(missing)}, which the file lacks "
+                f"(variables: {', '.join(present)})"
+            )
         dsets = [f[v] for v in names]
         pde = "compressible_ns"
         boundary = "open" if "trans" in stem.lower() else "periodic"
@@ -142,23 +163,36 @@ def _arrays(f, path: Path, opts: ConvertOptions) -> Plan:
     ndim = len(shape) - 2
     _check_coords(coords, COORDS, shape[2:], path)
     dt = _dt(f["t-coordinate"] if "t-coordinate" in f else None, shape[1], f"{path}: t-coordinate", opts)
-    meta = DatasetMeta(name=stem, pde=pde, channels=list(names), space=["x", "y", "z"][:ndim],
-                       domain=_domains(coords, ndim), boundary=[boundary] * ndim, dt=dt, params=params,
-                       source=str(path))
+    meta = DatasetMeta(
+        name=stem,
+        pde=pde,
+        channels=list(names),
+        space=["x", "y", "z"][:ndim],
+        domain=_domains(coords, ndim),
+        boundary=[boundary] * ndim,
+        dt=dt,
+        params=params,
+        source=str(path),
+    )
 
     def read(a: int, b: int) -> dict[str, np.ndarray]:
         return {"fields": np.stack([np.asarray(d[a:b], dtype=np.float32) for d in dsets], axis=-1)}
 
-    return Plan(meta, {"all": [Part(shape[0], read, str(path))]}, frame_shape=(*shape[1:], len(dsets)),
-                channels_renamable=renamable)
+    return Plan(
+        meta,
+        {"all": [Part(shape[0], read, str(path))]},
+        frame_shape=(*shape[1:], len(dsets)),
+        channels_renamable=renamable,
+    )
 
 
 def _check_coords(coords: list[np.ndarray], names, space_shape: tuple[int, ...], path: Path) -> None:
     """Each coordinate array must have one entry per point of the data axis it labels."""
     for c, name, n in zip(coords, names, space_shape):
         if c.shape[-1] != n:
-            raise DpotError(f"{path}: {name} has {c.shape[-1]} points but the data axis it labels has {n}; the "
-                            "file is inconsistent")
+            raise DpotError(
+                f"{path}: {name} has {c.shape[-1]} points but the data axis it labels has {n}; the file is inconsistent"
+            )
 
 
 def _dt(t, n_frames: int, where: str, opts: ConvertOptions) -> float:
@@ -169,8 +203,9 @@ def _dt(t, n_frames: int, where: str, opts: ConvertOptions) -> float:
             warn(f"{where.split(': ')[0]}: no time coordinate; dt = 1.0 (pass --dt to set the physical step)")
         return 1.0
     if t.shape[-1] not in (n_frames, n_frames + 1):
-        raise DpotError(f"{where} has {t.shape[-1]} entries but the data has {n_frames} frames; the file is "
-                        "inconsistent")
+        raise DpotError(
+            f"{where} has {t.shape[-1]} entries but the data has {n_frames} frames; the file is inconsistent"
+        )
     return dt_from_times(t, where)
 
 
@@ -193,9 +228,11 @@ def _seeds(f, path: Path, opts: ConvertOptions) -> Plan:
     seeds = sorted(f.keys())
     lacking = [k for k in seeds if not hasattr(f[k], "keys") or "data" not in f[k]]
     if lacking:
-        raise DpotError(f"{path}: seed group {lacking[0]} has no `data` array"
-                        f"{f' ({len(lacking)} groups lack it)' if len(lacking) > 1 else ''}; the file is "
-                        "incomplete")
+        raise DpotError(
+            f"{path}: seed group {lacking[0]} has no `data` array"
+            f"{f' ({len(lacking)} groups lack it)' if len(lacking) > 1 else ''}; the file is "
+            "incomplete"
+        )
     first = f[seeds[0]]
     data = first["data"]
     if data.ndim < 3:
@@ -206,19 +243,28 @@ def _seeds(f, path: Path, opts: ConvertOptions) -> Plan:
         if frag in stem:
             pde, channels, boundary, phys = spec
     if len(channels) != data.shape[-1]:
-        raise DpotError(f"{path}: {seeds[0]}/data has {data.shape[-1]} channels, expected {len(channels)} "
-                        f"({', '.join(channels)}) for this file")
+        raise DpotError(
+            f"{path}: {seeds[0]}/data has {data.shape[-1]} channels, expected {len(channels)} "
+            f"({', '.join(channels)}) for this file"
+        )
     grid = first["grid"] if "grid" in first else {}
     coords = [np.asarray(grid[a]) for a in "xyz"[:ndim] if a in grid]
     _check_coords(coords, [f"{seeds[0]}/grid/{a}" for a in "xyz"], data.shape[1:-1], path)
     dt = _dt(grid["t"] if "t" in grid else None, data.shape[0], f"{path}: {seeds[0]}/grid/t", opts)
-    meta = DatasetMeta(name=stem, pde=pde, channels=list(channels), space=["x", "y", "z"][:ndim],
-                       domain=_domains(coords, ndim), boundary=[boundary] * ndim, dt=dt,
-                       params={"file": path.name, **phys}, source=str(path))
+    meta = DatasetMeta(
+        name=stem,
+        pde=pde,
+        channels=list(channels),
+        space=["x", "y", "z"][:ndim],
+        domain=_domains(coords, ndim),
+        boundary=[boundary] * ndim,
+        dt=dt,
+        params={"file": path.name, **phys},
+        source=str(path),
+    )
 
     def read(a: int, b: int) -> dict[str, np.ndarray]:
-        return {"fields": np.stack([np.asarray(h5_get(f[s], "data", path), dtype=np.float32)
-                                    for s in seeds[a:b]])}
+        return {"fields": np.stack([np.asarray(h5_get(f[s], "data", path), dtype=np.float32) for s in seeds[a:b]])}
 
     return Plan(meta, {"all": [Part(len(seeds), read, str(path))]}, frame_shape=tuple(data.shape))
 
@@ -226,16 +272,28 @@ def _seeds(f, path: Path, opts: ConvertOptions) -> Plan:
 def _ns_incom(f, path: Path, opts: ConvertOptions) -> Plan:
     vel, part = f["velocity"], f["particles"]
     if vel.ndim != 5 or vel.shape[-1] != 2 or part.shape != (*vel.shape[:-1], 1):
-        raise DpotError(f"{path}: expected velocity (N, T, X, Y, 2) and particles (N, T, X, Y, 1), found "
-                        f"{vel.shape} and {part.shape}")
+        raise DpotError(
+            f"{path}: expected velocity (N, T, X, Y, 2) and particles (N, T, X, Y, 1), found "
+            f"{vel.shape} and {part.shape}"
+        )
     dt = _dt(f["t"] if "t" in f else None, vel.shape[1], f"{path}: t", opts)
-    meta = DatasetMeta(name=_name(path), pde="ns2d_incompressible", channels=["vx", "vy", "particles"],
-                       space=["x", "y"], domain=[[0.0, 1.0], [0.0, 1.0]], boundary=["wall", "wall"], dt=dt,
-                       params={"file": path.name, "forcing": "per-trajectory `force` field, not stored"},
-                       source=str(path))
+    meta = DatasetMeta(
+        name=_name(path),
+        pde="ns2d_incompressible",
+        channels=["vx", "vy", "particles"],
+        space=["x", "y"],
+        domain=[[0.0, 1.0], [0.0, 1.0]],
+        boundary=["wall", "wall"],
+        dt=dt,
+        params={"file": path.name, "forcing": "per-trajectory `force` field, not stored"},
+        source=str(path),
+    )
 
     def read(a: int, b: int) -> dict[str, np.ndarray]:
-        return {"fields": np.concatenate([np.asarray(vel[a:b], dtype=np.float32),
-                                          np.asarray(part[a:b], dtype=np.float32)], axis=-1)}
+        return {
+            "fields": np.concatenate(
+                [np.asarray(vel[a:b], dtype=np.float32), np.asarray(part[a:b], dtype=np.float32)], axis=-1
+            )
+        }
 
     return Plan(meta, {"all": [Part(vel.shape[0], read, str(path))]}, frame_shape=(*vel.shape[1:-1], 3))

@@ -30,8 +30,12 @@ from dpot.errors import DpotError
 SOURCE_SPLITS = {"train": "train", "valid": "val", "test": "test"}
 BC_TYPES = {"periodic": "periodic", "wall": "wall", "open": "open"}
 PDE_OF = {  # dataset_name prefix -> pde word
-    "shear_flow": "ns2d_incompressible", "rayleigh_benard": "ns2d_buoyancy", "planetswe": "shallow_water",
-    "gray_scott_reaction_diffusion": "reaction_diffusion", "mhd": "mhd", "euler_multi_quadrants": "euler",
+    "shear_flow": "ns2d_incompressible",
+    "rayleigh_benard": "ns2d_buoyancy",
+    "planetswe": "shallow_water",
+    "gray_scott_reaction_diffusion": "reaction_diffusion",
+    "mhd": "mhd",
+    "euler_multi_quadrants": "euler",
     "acoustic_scattering": "wave",
 }
 
@@ -45,8 +49,7 @@ def _split_files(src: Path) -> dict[str, list[Path]] | list[Path]:
     if subs:
         missing = [s for s in SPLITS if s not in subs]
         if missing:
-            raise DpotError(f"{base}: split folders {', '.join(missing)} missing (expected train, valid, "
-                            "test)")
+            raise DpotError(f"{base}: split folders {', '.join(missing)} missing (expected train, valid, test)")
         out = {s: sorted(subs[s].glob("*.hdf5")) + sorted(subs[s].glob("*.h5")) for s in SPLITS}
         empty = [s for s, fs in out.items() if not fs]
         if empty:
@@ -69,8 +72,10 @@ class WellFile:
         dims = f["dimensions"]
         self.space = attr_strs(dims.attrs.get("spatial_dims"))
         if not self.space or f.attrs.get("n_spatial_dims", len(self.space)) != len(self.space):
-            raise DpotError(f"{path}: dimensions/@spatial_dims {self.space} does not match @n_spatial_dims "
-                            f"{f.attrs.get('n_spatial_dims')}")
+            raise DpotError(
+                f"{path}: dimensions/@spatial_dims {self.space} does not match @n_spatial_dims "
+                f"{f.attrs.get('n_spatial_dims')}"
+            )
         self.coords = [np.asarray(h5_get(dims, d, path)) for d in self.space]
         self.shape_space = tuple(c.shape[-1] for c in self.coords)
         self.time = np.asarray(h5_get(dims, "time", path))
@@ -85,8 +90,11 @@ class WellFile:
             for name in attr_strs(grp.attrs.get("field_names")):
                 ds = h5_get(grp, name, path)
                 self.fields.append((ds, name, order))
-                comps = [""] if order == 0 else (
-                    self.space if order == 1 else [a + b for a in self.space for b in self.space])
+                comps = (
+                    [""]
+                    if order == 0
+                    else (self.space if order == 1 else [a + b for a in self.space for b in self.space])
+                )
                 self.channels += [f"{name}_{c}" if c else name for c in comps]
                 if ds.attrs.get("sample_varying", True) and self.n == 0:
                     self.n = ds.shape[0]
@@ -116,11 +124,17 @@ class WellFile:
             timev = bool(ds.attrs.get("time_varying", True))
             dim_var = [bool(v) for v in np.asarray(ds.attrs.get("dim_varying", [True] * nd)).ravel()]
             arr = np.asarray(ds[a:b] if sample else ds[()], dtype=np.float32)
-            want = (*([b - a] if sample else []), *([self.n_steps] if timev else []),
-                    *(s for s, v in zip(self.shape_space, dim_var) if v), *([nd] * order))
+            want = (
+                *([b - a] if sample else []),
+                *([self.n_steps] if timev else []),
+                *(s for s, v in zip(self.shape_space, dim_var) if v),
+                *([nd] * order),
+            )
             if arr.shape != want:
-                raise DpotError(f"{self.path}: field {name} has shape {arr.shape}, expected {want} from its "
-                                "sample/time/dim_varying flags")
+                raise DpotError(
+                    f"{self.path}: field {name} has shape {arr.shape}, expected {want} from its "
+                    "sample/time/dim_varying flags"
+                )
             if not sample:
                 arr = arr[None]
             if not timev:
@@ -143,29 +157,50 @@ def build(src: Path, opts: ConvertOptions) -> Plan:
     first = next(iter(wells.values()))[0]
     for w in (w for ws in wells.values() for w in ws):
         if (w.channels, w.n_steps, w.shape_space, w.param_names) != (
-                first.channels, first.n_steps, first.shape_space, first.param_names):
-            raise DpotError(f"{w.path}: fields/steps/grid/parameters differ from {first.path}; convert files "
-                            "of one dataset together")
+            first.channels,
+            first.n_steps,
+            first.shape_space,
+            first.param_names,
+        ):
+            raise DpotError(
+                f"{w.path}: fields/steps/grid/parameters differ from {first.path}; convert files "
+                "of one dataset together"
+            )
     if opts.boundary:
         boundary = parse_boundary(opts.boundary, len(first.space))
     else:
         boundary = first.boundary()
         if boundary is None:
-            raise DpotError(f"{first.path}: boundary_conditions do not give a periodic/wall/open type for "
-                            "every "
-                            f"axis of {first.space}; pass --boundary")
+            raise DpotError(
+                f"{first.path}: boundary_conditions do not give a periodic/wall/open type for "
+                "every "
+                f"axis of {first.space}; pass --boundary"
+            )
     parts = {s: [Part(w.n, w.read, str(w.path)) for w in ws] for s, ws in wells.items()}
     pde = next((word for prefix, word in PDE_OF.items() if first.name.lower().startswith(prefix)), "other")
     name = re.sub(r"[^A-Za-z0-9_.\-]", "_", first.name)
-    meta = DatasetMeta(name=name, pde=pde, channels=list(first.channels), space=list(first.space),
-                       domain=[domain_from_coords(c.reshape(-1, c.shape[-1])[0]) for c in first.coords],
-                       boundary=boundary, dt=dt_from_times(first.time, f"{first.path}: dimensions/time"),
-                       params={"dataset_name": first.name,
-                               "grid_type": attr_str(first.f.attrs.get("grid_type", "cartesian")),
-                               "files": sum(len(ws) for ws in wells.values())},
-                       param_names=list(first.param_names), source=str(src))
+    meta = DatasetMeta(
+        name=name,
+        pde=pde,
+        channels=list(first.channels),
+        space=list(first.space),
+        domain=[domain_from_coords(c.reshape(-1, c.shape[-1])[0]) for c in first.coords],
+        boundary=boundary,
+        dt=dt_from_times(first.time, f"{first.path}: dimensions/time"),
+        params={
+            "dataset_name": first.name,
+            "grid_type": attr_str(first.f.attrs.get("grid_type", "cartesian")),
+            "files": sum(len(ws) for ws in wells.values()),
+        },
+        param_names=list(first.param_names),
+        source=str(src),
+    )
     splits = parts if "all" not in parts else carve(parts["all"], opts.split)
     if "all" not in parts:
         meta.params["splits"] = "source (train/valid/test)"
-    return Plan(meta, splits, frame_shape=(first.n_steps, *first.shape_space, len(first.channels)),
-                n_params=len(first.param_names))
+    return Plan(
+        meta,
+        splits,
+        frame_shape=(first.n_steps, *first.shape_space, len(first.channels)),
+        n_params=len(first.param_names),
+    )
