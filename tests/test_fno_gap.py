@@ -42,3 +42,19 @@ def test_page_rebuilds_from_the_committed_results(tmp_path):
     payload = json.loads((ROOT / "docs" / "results" / "fno_gap.json").read_text())
     text = fno_gap.write_report(payload, tmp_path / "fno-gap.md", tmp_path)
     assert text == (ROOT / "docs" / "fno-gap.md").read_text()
+
+
+def test_seed_check_reports_mean_std_and_orderings_beyond_the_spread():
+    s = fno_gap.SCALES["smoke"]
+    fam = fno_gap.FAMILIES[0]
+    vals = {"dpot_pre": (0.30, 0.40, 0.20), "fno": (0.05, 0.06, 0.04), "dpot_scratch": (0.31, 0.29, 0.33)}
+    res = {}
+    for c, (v0, *rest) in vals.items():
+        res[f"curve_{fam}_{c}"] = {"points": [{"steps": 10, "rollout": 1.0}, {"steps": 20, "rollout": v0}]}
+        for seed, v in zip(fno_gap.EXTRA_SEEDS, rest):
+            res[f"seed{seed}_{fam}_{c}"] = {"points": [{"steps": 20, "rollout": v}]}
+    text = "\n".join(fno_gap._seed_check(res, s))
+    assert f"| {fam} | 0.300 ± 0.100 | 0.310 ± 0.020 | – | 0.050 ± 0.010 |" in text
+    assert f"`{fam}`, dpot_pre vs fno: fno ahead (0.300 vs 0.050), **beyond the seed spread**." in text
+    assert f"`{fam}`, dpot_pre vs dpot_scratch: pre-trained DPOT ahead (0.300 vs 0.310), within" in text
+    assert "Fewer than 3 seeds finished" in text and f"{fam} fno_eq (0)" in text
