@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from dpot.cli import main
-from dpot.config import PRESETS
 
 PRETRAIN = ["--config", "tiny"]
 QUIET = ["train.progress=false", "train.log_every=1"]
@@ -366,27 +365,13 @@ def test_channel_mismatch_is_one_line(tiny, run, tmp_path, capsys):
 
 def test_demo_miniature(tmp_path):
     """The whole demo, generation of the tiny corpus included, with a tiny budget (seconds, not 15 minutes)."""
+    from tinyplan import TINY_DEMO
+
     from dpot.workflows.demo import run_demo
 
     report = run_demo(
         tmp_path / "demo",
-        overrides=[
-            "preset=tiny",
-            # a spent budget: pre-training calibrates then trains min_steps; fine-tuning runs hit the hard time limit
-            "holdout=ns2d_nu1e-5",
-            f"pretrain_config={PRESETS / 'pretrain' / 'tiny.yaml'}",
-            "budget_seconds=0",
-            "eval_reserve_seconds=0",
-            "min_steps=2",
-            "calibration_steps=3",
-            "n_trajectories=2",
-            "eval_trajectories=1",
-            "rollout=2",
-            "progress=false",
-            "fno.modes=4",
-            "fno.width=8",
-            "fno.n_layers=2",
-        ],
+        overrides=TINY_DEMO,
     )
     text = report.read_text()
     summary = json.loads((tmp_path / "demo" / "demo.json").read_text())

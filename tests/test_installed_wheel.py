@@ -12,6 +12,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from tinyplan import TINY_DEMO
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,20 +90,7 @@ def test_installed_wheel_runs_from_an_empty_folder(venv, tmp_path):
             "demo",
             "--data",
             "data",
-            "preset=tiny",
-            "holdout=ns2d_nu1e-5",
-            "pretrain_config=tiny",
-            "budget_seconds=0",
-            "eval_reserve_seconds=0",
-            "min_steps=2",
-            "calibration_steps=3",
-            "n_trajectories=2",
-            "eval_trajectories=1",
-            "rollout=2",
-            "progress=false",
-            "fno.modes=4",
-            "fno.width=8",
-            "fno.n_layers=2",
+            *TINY_DEMO,
         ],
         work,
         env,

@@ -150,7 +150,7 @@ class LoraDPOT(DPOT):
         cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides: Any
     ) -> LoraDPOT:
         """Load the base checkpoint the adapter folder points to (checking its sha256), then the adapter."""
-        from dpot.io import read_safetensors as load_file
+        from dpot.io import read_safetensors
 
         if overrides:
             raise DpotError(
@@ -174,8 +174,8 @@ class LoraDPOT(DPOT):
                 f"{directory}: base checkpoint {base_dir} changed since the adapter was trained (sha256 differs); "
                 "restore that checkpoint or fine-tune again"
             )
-        adapter = load_file(str(directory / WEIGHTS_FILE))
-        base = load_file(str(base_file))
+        adapter = read_safetensors(directory / WEIGHTS_FILE)
+        base = read_safetensors(base_file)
         full = set(record["full"])
         with torch.device("meta"):
             plain = DPOT(DPOTConfig.from_dict(meta["model"]))
