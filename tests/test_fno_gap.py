@@ -58,3 +58,43 @@ def test_seed_check_reports_mean_std_and_orderings_beyond_the_spread():
     assert f"`{fam}`, dpot_pre vs fno: fno ahead (0.300 vs 0.050), **beyond the seed spread**." in text
     assert f"`{fam}`, dpot_pre vs dpot_scratch: pre-trained DPOT ahead (0.300 vs 0.310), within" in text
     assert "Fewer than 3 seeds finished" in text and f"{fam} fno_eq (0)" in text
+
+
+def test_recipe_backbone_is_chosen_on_val_and_judged_on_the_seed_mean():
+    fams = fno_gap.FAMILIES
+    res = {}
+    for b, val in zip(fno_gap.RECIPE_BACKBONES, (0.4, 0.2, 0.3)):
+        for fam in fams:
+            for seed in fno_gap.RECIPE_SEEDS:
+                run = {"final": {"rollout": 0.10 + 0.01 * seed}, "cpu_per_step": 0.01, "points": [{"steps": 100}]}
+                if seed == 0:
+                    run["val"] = {"rollout": val if fam != fams[0] or b != "recipe" else 0.1}
+                res[fno_gap.seed_key(b, fam, seed)] = run
+    # one family where the raw backbone shines is not enough: the geometric mean over families decides
+    assert fno_gap.chosen_backbone(res) == "recipe_pn"
+    for fam, fno in zip(fams, (0.2, 0.05, 0.111)):
+        for seed in fno_gap.RECIPE_SEEDS:
+            res[fno_gap.seed_key(fno_gap.RECIPE_FNO, fam, seed)] = {"final": {"rollout": fno}}
+    b, verdict = fno_gap._recipe_verdict(res)
+    assert b == "recipe_pn"
+    assert verdict[fams[0]] == pytest.approx((0.11, 0.2, True))  # ahead by more than the seed spread (0.01)
+    assert verdict[fams[1]][0] > verdict[fams[1]][1]  # the FNO ahead
+    assert verdict[fams[2]] == pytest.approx((0.11, 0.111, False))  # ahead, within the spread
+
+
+def test_channel_placement_copy_permutes_fields_and_names(tmp_path):
+    import h5py
+    import numpy as np
+
+    src = tmp_path / "src"
+    src.mkdir()
+    x = np.arange(2 * 3 * 4 * 4 * 3, dtype=np.float32).reshape(2, 3, 4, 4, 3)
+    for split in ("val", "test"):
+        with h5py.File(src / f"{split}.h5", "w") as f:
+            f["fields"] = x
+            f.attrs["channels"] = np.array(["h", "u", "v"], dtype=object)
+            f.attrs["name"] = "src"
+    dst = fno_gap.permuted_copy(src, tmp_path / "src_210", (2, 1, 0))
+    with h5py.File(dst / "test.h5", "r") as f:
+        assert np.array_equal(f["fields"][...], x[..., ::-1])
+        assert list(f.attrs["channels"]) == ["v", "u", "h"] and f.attrs["name"] == "src_210"
