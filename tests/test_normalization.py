@@ -265,6 +265,36 @@ def test_evaluation_only_dataset_uses_the_checkpoint_statistics(data, tuned, tmp
         normalizer_for(ckpt, two)
 
 
+def assert_heldout_is_evaluate(run, data_dirs, steps: int, n_trajectories: int) -> dict[str, float]:
+    """The run's final periodic `eval_l2re` equals `evaluate_model`'s L2RE (physical units, the checkpoint's
+    statistics per dataset) on the same split, trajectories and rollout steps; returns the logged values."""
+    from dpot.evaluation.evaluate import evaluate_model, normalizer_for
+
+    logged = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["eval_l2re"]
+    model = dpot.load_model(run / "checkpoint")
+    for d in data_dirs:
+        res, _ = evaluate_model(
+            model,
+            d,
+            split="test",
+            rollout=steps,
+            n_trajectories=n_trajectories,
+            normalizer=normalizer_for(run / "checkpoint", d),
+        )
+        assert res["steps"] == steps and res["n_trajectories"] == n_trajectories
+        assert logged[d.name] == pytest.approx(res["l2re"], rel=1e-5), (d.name, logged[d.name], res["l2re"])
+    return logged
+
+
+def test_periodic_eval_scores_in_physical_units_like_evaluate(data, raw_ckpt, tmp_path):
+    """With data.normalize=true the trainer's held-out L2RE (`eval_l2re`, the end-of-run "rollout L2RE") is the
+    number `dpot evaluate` gives in physical units, not the standardised one (the height channel sits at 1e5 ±
+    2e2: its relative error is hundreds of times smaller in physical units)."""
+    run = tmp_path / "ft"
+    finetune(raw_ckpt, data / "phys", run, "data.normalize=true", "train.max_steps=3", "train.eval_trajectories=2")
+    assert assert_heldout_is_evaluate(run, [data / "phys"], steps=2, n_trajectories=2)["phys"] > 0
+
+
 def test_auto_leaves_order_one_data_raw_and_mixtures_per_dataset(data, tmp_path):
     run = tmp_path / "pre"
     assert (
@@ -289,6 +319,8 @@ def test_auto_leaves_order_one_data_raw_and_mixtures_per_dataset(data, tmp_path)
     from dpot.evaluation.evaluate import normalizer_for
 
     assert normalizer_for(run / "checkpoint", data / "unit") is None
+    # the periodic evaluation undoes each dataset's own standardisation (phys) or none (unit)
+    assert_heldout_is_evaluate(run, [data / "phys", data / "unit"], steps=2, n_trajectories=2)
 
 
 def test_checkpoints_with_the_old_statistics_layout_still_load():

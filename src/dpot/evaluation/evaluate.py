@@ -87,6 +87,37 @@ def check_fit(cfg: Any, dataset_dir: str | os.PathLike, split: str = "test") -> 
         )
 
 
+def predict_physical(
+    model: nn.Module,
+    batch: dict[str, torch.Tensor],
+    device: torch.device,
+    *,
+    steady: bool = False,
+    steps: int | None = None,
+    normalizer: Normalizer | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One `TrajectoryDataset` batch as `dpot evaluate` scores it: (prediction, target, target channel mask).
+
+    The first `steps` frames of the rollout (None: all target frames; steady-state: the model's one output)
+    and of the target, float32 and in physical units: `normalizer` (the statistics the batch was standardised
+    with; None for raw data) is undone on both. The training run's periodic evaluation scores the same way."""
+    from dpot.models import rollout as roll
+
+    hist = batch["history"].to(device)
+    target = batch["target"].to(device).float()
+    mask = batch["mask"].to(device)
+    if steady:
+        pred = model(hist, channel_mask=mask)[..., :1, :]
+    else:
+        steps = target.shape[-2] if steps is None else min(steps, target.shape[-2])
+        pred = roll(model, hist, steps, channel_mask=mask)
+    target = target[..., : pred.shape[-2], :]
+    pred = pred.float()
+    if normalizer is not None:
+        pred, target = normalizer.decode(pred), normalizer.decode(target)
+    return pred, target, batch["target_mask"].to(device)
+
+
 @torch.no_grad()
 def evaluate_model(
     model: nn.Module,
@@ -111,7 +142,6 @@ def evaluate_model(
 
     from dpot.data.format import open_split
     from dpot.data.windows import TrajectoryDataset
-    from dpot.models import rollout as roll
 
     cfg = model.config
     check_fit(cfg, dataset_dir, split)
@@ -138,17 +168,7 @@ def evaluate_model(
     count, frames, snap = 0, 0, None
     t0 = time.perf_counter()
     for batch in DataLoader(ds, batch_size=batch_size):
-        hist = batch["history"].to(device)
-        target = batch["target"].to(device).float()
-        mask = batch["mask"].to(device)
-        tmask = batch["target_mask"].to(device)
-        if steady:
-            pred = model(hist, channel_mask=mask)[..., :1, :]
-        else:
-            pred = roll(model, hist, target.shape[-2], channel_mask=mask)
-        pred = pred.float()
-        if normalizer is not None:
-            pred, target = normalizer.decode(pred), normalizer.decode(target)
+        pred, target, tmask = predict_physical(model, batch, device, steady=steady, normalizer=normalizer)
         frames += pred.shape[0] * pred.shape[-2]
         one_hot = torch.eye(cfg.in_channels, device=device)[:c_out]
         per = {

@@ -306,9 +306,9 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------------- eval
     def evaluate(self) -> dict[str, float]:
-        """Per-dataset L2RE of a `train.eval_steps`-step rollout from the first T_in frames of each held-out
-        trajectory (no noise), under the run's TF32 policy. Every rank computes it (FSDP needs all ranks in each
-        forward). It runs the eager model, whatever `train.compile` says."""
+        """Per-dataset L2RE, in physical units, of a `train.eval_steps`-step rollout from the first T_in frames of
+        each held-out trajectory (no noise), under the run's TF32 policy. Every rank computes it (FSDP needs all
+        ranks in each forward). It runs the eager model, whatever `train.compile` says."""
         with tf32_policy(self.cfg.tf32):
             return heldout_l2re(
                 self.model,
