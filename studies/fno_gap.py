@@ -203,8 +203,9 @@ class Runner:
 
 
 # ---------------------------------------------------------------------------------------------- data
-def generate_data(r: Runner, s: Scale) -> Path:
-    """The pre-training corpus and the three held-out families under WORK/data (skips finished ones)."""
+def generate_data(r: Runner, s: Scale, only: tuple[str, ...] | None = None) -> Path:
+    """The pre-training corpus and the three held-out families under WORK/data (skips finished ones); `only`
+    restricts it to those datasets."""
     data = r.work / "data"
     common = [
         "--out",
@@ -230,9 +231,9 @@ def generate_data(r: Runner, s: Scale) -> Path:
         (DARCY, ["darcy_2d", "--n", str(s.n_hold), "--res", str(s.res)]),
     ]
     for name, args in gens:
-        if not (data / name / "test.h5").is_file():
+        if not (data / name / "test.h5").is_file() and (only is None or name in only):
             r.cli(["generate", *args, "--name", name, *common], "generate")
-    if not (data / SMOKE / "test.h5").is_file():
+    if not (data / SMOKE / "test.h5").is_file() and (only is None or SMOKE in only):
         make_smoke(r, s, data)
     return data
 
@@ -837,19 +838,28 @@ def seed_key(label: str, fam: str, seed: int) -> str:
     return f"curve_{fam}_{label}" if seed == 0 else f"seed{seed}_{fam}_{label}"
 
 
+STEP_GRAIN = 50  # CPU-matched step counts are rounded to this
+
+
 def recipe_steps(s: Scale, results: dict[str, Any]) -> dict[str, int]:
-    """Optimiser steps of each recipe contender for the same training CPU time as the patch-4 DPOT's budget:
-    the FNO from the CPU-per-step ratio on the shallow-water curves, the patch-2 DPOT from the from-scratch
-    patch-2/patch-4 ablation rows (same conditions)."""
+    """Optimiser steps of each recipe contender for the same training CPU time as the patch-4 DPOT's budget,
+    from measured CPU per step on shallow water: the recipe runs' own once they exist (so a first estimate is
+    corrected by one rerun), else the curves (FNO) and the from-scratch patch-2/patch-4 ablation rows."""
 
-    def scaled(num: str, den: str) -> int:
+    def scaled(num: str, den: str, fallback: tuple[str, str]) -> int:
         a, b = results.get(num), results.get(den)
+        if not a or not b:
+            a, b = results.get(fallback[0]), results.get(fallback[1])
         ratio = a["cpu_per_step"] / b["cpu_per_step"] if a and b else 1.0
-        return max(s.curve_every, round(s.curve_steps * ratio / s.curve_every) * s.curve_every)
+        return max(STEP_GRAIN, round(s.curve_steps * ratio / STEP_GRAIN) * STEP_GRAIN)
 
-    fno = scaled(f"curve_{SW}_dpot_pre", f"curve_{SW}_fno_eq")
-    p2 = scaled("abl_scratch_p4", "abl_scratch_p2")
+    p4 = f"curve_{SW}_recipe"
+    fno = scaled(p4, f"curve_{SW}_{RECIPE_FNO}", (f"curve_{SW}_dpot_pre", f"curve_{SW}_fno_eq"))
+    p2 = scaled(p4, f"curve_{SW}_recipe_p2", ("abl_scratch_p4", "abl_scratch_p2"))
     return {"recipe": s.curve_steps, "recipe_pn": s.curve_steps, "recipe_p2": p2, RECIPE_FNO: fno}
+
+
+RECIPE_COST_KEYS = tuple(f"curve_{SW}_{k}" for k in ("recipe", "recipe_p2", RECIPE_FNO))
 
 
 def recipe_jobs(s: Scale, recipe: dict[str, Any], results: dict[str, Any]) -> list[FT]:
@@ -938,6 +948,53 @@ def long_jobs(s: Scale, recipe: dict[str, Any], backbone: str, results: dict[str
     return jobs
 
 
+GRID_FACTOR = 2  # part 6: shallow water again on a grid this many times finer (64² at the small scale)
+GRID_SEEDS = RECIPE_SEEDS
+
+
+def grid_scale(s: Scale) -> Scale:
+    return replace(s, res=s.res * GRID_FACTOR)
+
+
+def grid_backbone(backbone: str) -> tuple[str, dict[str, Any], tuple[str, ...]]:
+    """The pre-training of part 6 for the chosen recipe backbone: its key, model options and overrides. A patch-2
+    backbone becomes patch 4, which on the finer grid gives the same 16×16 token grid."""
+    init = RECIPE_BACKBONES[backbone][0]
+    if init in PRE_VARIANTS and init != "pre_p2":
+        options, overrides, _ = PRE_VARIANTS[init]
+        return init, options, overrides
+    return "pre_demo", {}, ()
+
+
+def grid_jobs(s: Scale, recipe: dict[str, Any], backbone: str, results: dict[str, Any]) -> list[FT]:
+    """Shallow water on the finer grid, n trajectories as in part 4: the recipe DPOT from the finer pre-training,
+    the same DPOT from scratch and the equal-parameter FNO with the recipe's settings and CPU-time-matched steps
+    (the CPU-per-step ratio of the coarse grid), each with training seeds 0, 1, 2."""
+    fno_steps = recipe_steps(s, results)[RECIPE_FNO]
+    over = tuple(recipe["overrides"])
+    shared = tuple(o for o in over if not o.startswith("finetune."))
+    init = grid_backbone(backbone)[0]
+    every = s.curve_steps // 4
+    jobs = []
+    for seed in GRID_SEEDS:
+        extra = (f"train.seed={seed}",) if seed else ()
+        jobs += [
+            FT(f"grid_{backbone}_s{seed}", SW, "pretrained", init, s.n_curve, s.curve_steps, every, (*over, *extra)),
+            FT(f"grid_scratch_s{seed}", SW, "scratch", init, s.n_curve, s.curve_steps, every, (*shared, *extra)),
+            FT(
+                f"grid_{RECIPE_FNO}_s{seed}",
+                SW,
+                "fno",
+                "",
+                s.n_curve,
+                fno_steps,
+                every,
+                (f"fno.width={FNO_EQ_WIDTH}", *shared, *extra),
+            ),
+        ]
+    return jobs
+
+
 # ---------------------------------------------------------------------------------------------- study
 class Study:
     """Runs the plan phase by phase, keeps every finished job's result and rewrites the page after each one."""
@@ -1014,9 +1071,11 @@ class Study:
         recipe = choose_recipe(self.results, s)
         if recipe is not None and "recipe" in parts:
             save_recipe(self.work, recipe)
-            self.run_all(self.ft(recipe_jobs(s, recipe, self.results)))
+            self.run_all(self.ft(recipe_jobs(s, recipe, {**self.on_disk(RECIPE_COST_KEYS), **self.results})))
             if (backbone := chosen_backbone(self.results)) is not None:
                 self.run_all(self.ft(long_jobs(s, recipe, backbone, self.results)))
+                if "grid" in parts:
+                    self.grid(recipe, backbone)
         self.run_all(
             self.ft(
                 [
@@ -1029,10 +1088,27 @@ class Study:
         )
         self.save()
 
+    def on_disk(self, keys: tuple[str, ...]) -> dict[str, Any]:
+        """Stored results of `keys` whatever settings made them (for their measured CPU per step)."""
+        paths = {k: self.work / "results" / f"{k}.json" for k in keys}
+        return {k: json.loads(p.read_text()) for k, p in paths.items() if p.is_file()}
+
+    def grid(self, recipe: dict[str, Any], backbone: str) -> None:
+        """Part 6 in WORK/grid<res>: the pre-training corpus and shallow water on the finer grid, the chosen
+        backbone pre-trained there, then `grid_jobs`."""
+        s, g = self.s, grid_scale(self.s)
+        r = Runner(self.work / f"grid{g.res}")
+        generate_data(r, g, only=(*PRETRAIN_SETS, SW))
+        write_configs(r.work, g)
+        init, options, overrides = grid_backbone(backbone)
+        self.run_all([(f"grid_{init}", lambda: pretrain(r, g, init, options, g.pre_steps, overrides))])
+        self.run_all([(j.key, lambda j=j: finetune(r, g, j)) for j in grid_jobs(s, recipe, backbone, self.results)])
+
     def collect(self) -> None:
         """Rebuild the JSON and the page from the result files under WORK (runs only missing cost probes)."""
+        grid = self.work / f"grid{grid_scale(self.s).res}"
         for key in ["pre_demo", "pre_d96", *STUBS, *PRE_VARIANTS, "startup", *_all_keys(self.s)]:
-            path = self.work / "results" / f"{key}.json"
+            path = (grid if key.startswith("grid_") else self.work) / "results" / f"{key}.json"
             if path.is_file():
                 res = json.loads(path.read_text())
                 if key.startswith(("curve_", "abl_", "shots_")) and "final" in res and "eval_overhead_cpu" not in res:
@@ -1202,6 +1278,7 @@ def write_report(payload: dict[str, Any], page: Path = PAGE, plots_dir: Path = R
     L += _part3(res, s, scale, plots)
     L += _part4(res, meta, s, scale)
     L += _part5(res, scale)
+    L += _part6(res, s, scale)
     L += _summary(res, meta, s)
     text = "\n".join(L).rstrip() + "\n"
     page.write_text(text)
@@ -1786,6 +1863,77 @@ def _zero_shot_variants(res: dict[str, Any]) -> list[str]:
     return L
 
 
+def _grid_seeds(res: dict[str, Any], label: str) -> list[float]:
+    return [_test_rollout(res[k]) for k in (f"grid_{label}_s{seed}" for seed in GRID_SEEDS) if k in res]
+
+
+def _part6(res: dict[str, Any], s: Scale, scale: str) -> list[str]:
+    g, b = grid_scale(s), chosen_backbone(res)
+    L = [f"## 6. Shallow water on a {g.res}² grid", ""]
+    if not b or not _grid_seeds(res, b):
+        return L + [f"Not run yet (it follows part 4's backbone choice): {_run_cmd(scale)}.", ""]
+    init = grid_backbone(b)[0]
+    L += [
+        f"Part 4's comparison again with only the grid changed: the corpus and `{SW}` generated at {g.res}² "
+        f"(same trajectories, frames and T_in), `{init}` pre-trained there for the same {g.pre_steps} steps (patch 4: "
+        f"a {g.res // 4}×{g.res // 4} token grid), then fine-tuned with the recipe on n={s.n_curve} trajectories; "
+        "the FNO gets the recipe's settings and the steps that matched DPOT's CPU time on the coarse grid. Test "
+        f"rollout L2RE, mean ± std over seeds {', '.join(map(str, GRID_SEEDS))}:",
+        "",
+    ]
+    rows = []
+    coarse = {b: _recipe_seeds(res, b, SW), "scratch": [], RECIPE_FNO: _recipe_seeds(res, RECIPE_FNO, SW)}
+    for label, text in (
+        (b, "DPOT, pre-trained, recipe"),
+        ("scratch", "DPOT from scratch"),
+        (RECIPE_FNO, "FNO-eq, recipe"),
+    ):
+        run = res.get(f"grid_{label}_s0")
+        if not run:
+            continue
+        rows.append(
+            [
+                f"{text} (`{label}`)",
+                f"{run['params']:,}",
+                str(run["spec"]["steps"]),
+                f"{_times(run)[-1]:.0f}",
+                _ms(_grid_seeds(res, label)),
+                _ms(coarse[label]),
+            ]
+        )
+    L += [
+        _table(["contender", "params", "steps", "training CPU s (seed 0)", f"{g.res}²", f"{s.res}² (part 4)"], rows),
+        "",
+    ]
+    d, f, sc = _grid_seeds(res, b), _grid_seeds(res, RECIPE_FNO), _grid_seeds(res, "scratch")
+    if d and f:
+        spread = max(statistics.stdev(v) if len(v) > 1 else 0.0 for v in (d, f))
+        md, mf = statistics.fmean(d), statistics.fmean(f)
+        L.append(
+            f"- On the {g.res}² grid the {'pre-trained DPOT' if md < mf else 'FNO'} is ahead ({md:.3f} vs {mf:.3f}, "
+            + ("beyond" if abs(md - mf) > spread else "within")
+            + f" the seed spread); DPOT/FNO {md / mf:.2f} here"
+            + (
+                f" against {statistics.fmean(coarse[b]) / statistics.fmean(coarse[RECIPE_FNO]):.2f} on the "
+                f"{s.res}² grid."
+                if coarse[b] and coarse[RECIPE_FNO]
+                else "."
+            )
+        )
+    if d and sc:
+        L.append(
+            "- Pre-training against the same DPOT from scratch with the recipe's settings: "
+            f"{statistics.fmean(d):.3f} vs {statistics.fmean(sc):.3f}."
+        )
+    L += [
+        "- For comparison, `dpot demo` (docs/downstream.md) fine-tunes on the same family at 64² after about 8,500 "
+        "pre-training steps on six families and compares at equal wall-clock with one seed; the grid, the "
+        "pre-training length and the corpus all differ there at once.",
+        "",
+    ]
+    return L
+
+
 def _summary(res: dict[str, Any], meta: dict[str, Any], s: Scale) -> list[str]:
     L = ["## Summary and the paper", ""]
     lines, fno_ahead, fams = [], [], []
@@ -1829,7 +1977,11 @@ def _summary(res: dict[str, Any], meta: dict[str, Any], s: Scale) -> list[str]:
     missing = [
         k
         for k in _all_keys(s)
-        if k not in res and not (k.startswith("long_") and not k.endswith((f"_{b}", RECIPE_FNO)))
+        if k not in res
+        and not (k.startswith("long_") and not k.endswith((f"_{b}", RECIPE_FNO)))
+        and not (
+            k.startswith("grid_") and k.rsplit("_s", 1)[0] not in (f"grid_{b}", "grid_scratch", f"grid_{RECIPE_FNO}")
+        )
     ]
     if missing:
         L += [
@@ -1975,6 +2127,7 @@ def _all_keys(s: Scale) -> list[str]:
         keys += [j.key for j in curve_jobs(s, fam, ("dpot_pre", "fno", "fno_eq", "dpot_scratch", "dpot_l_pre"))]
     keys += [seed_key(c, fam, k) for k in RECIPE_SEEDS for fam in FAMILIES for c in (*RECIPE_BACKBONES, RECIPE_FNO)]
     keys += [f"long_{fam}_{c}" for fam in FAMILIES for c in (*RECIPE_BACKBONES, RECIPE_FNO)]
+    keys += [f"grid_{c}_s{k}" for k in GRID_SEEDS for c in (*RECIPE_BACKBONES, "scratch", RECIPE_FNO)]
     return keys + [j.key for j in shot_jobs(s)] + [j.key for j in seed_jobs(s)]
 
 
@@ -2037,7 +2190,7 @@ class Plots:
 
 
 # ---------------------------------------------------------------------------------------------- main
-PARTS = ("curves", "ablation", "shots", "recipe", "zero", "seeds")
+PARTS = ("curves", "ablation", "shots", "recipe", "zero", "seeds", "grid")
 
 
 def main(argv: list[str] | None = None) -> None:
