@@ -1070,7 +1070,7 @@ class Study:
             self.run_all([("spectrum", lambda: spectrum(r, s, keys))])
         recipe = choose_recipe(self.results, s)
         if recipe is not None and "recipe" in parts:
-            save_recipe(self.work, recipe)
+            save_recipe(self.work)
             self.run_all(self.ft(recipe_jobs(s, recipe, {**self.on_disk(RECIPE_COST_KEYS), **self.results})))
             if (backbone := chosen_backbone(self.results)) is not None:
                 self.run_all(self.ft(long_jobs(s, recipe, backbone, self.results)))
@@ -1119,8 +1119,8 @@ class Study:
             sys.exit("fno_gap: --collect needs the JSON of an earlier call (for its wall times)")
         self.started, self.t0 = old["meta"]["calls"][-1]["started"], time.time() - old["meta"]["calls"][-1]["wall_s"]
         self.load0 = old["meta"]["calls"][-1]["load_start"]
-        if (recipe := choose_recipe(self.results, self.s)) is not None:
-            save_recipe(self.work, recipe)
+        if choose_recipe(self.results, self.s) is not None:
+            save_recipe(self.work)
         self.save()
 
     def save(self) -> None:
@@ -1154,43 +1154,23 @@ class Study:
         write_report(payload)
 
 
-def _set(d: dict[str, Any], dotted: str) -> None:
-    import yaml
-
-    key, value = dotted.split("=", 1)
-    *path, last = key.split(".")
-    for p in path:
-        d = d.setdefault(p, {})
-    d[last] = yaml.safe_load(value)
-
-
-def save_recipe(work: Path, recipe: dict[str, Any]) -> None:
-    """studies/recipes/: the study's pre-training YAML and its fine-tuning YAML with the recipe's overrides."""
+def save_recipe(work: Path) -> None:
+    """studies/recipes/cpu-pretrain.yaml: the study's pre-training. The fine-tuning settings it chooses ship as
+    the packaged preset `new_family` (tests/test_fno_gap.py checks that the two agree)."""
     import yaml
 
     RECIPES.mkdir(parents=True, exist_ok=True)
     pre = yaml.safe_load((work / "pretrain.yaml").read_text())
     pre["data"]["root"] = ""
-    ft = yaml.safe_load((work / "finetune.yaml").read_text())
-    for o in recipe["overrides"]:
-        _set(ft, o)
-    for cfg in (pre, ft):  # the study's logging/evaluation knobs are not part of the recipe
-        for k in ("log_every", "eval_every", "eval_trajectories", "eval_steps", "checkpoint_every", "progress"):
-            cfg["train"].pop(k, None)
-    head = (
-        "# Chosen by studies/fno_gap.py on the shallow-water validation split (docs/fno-gap.md, part 4).\n"
-        + "".join(f"#   {w}\n" for w in recipe["why"])
-    )
+    for k in ("log_every", "eval_every", "eval_trajectories", "eval_steps", "checkpoint_every", "progress"):
+        pre["train"].pop(k, None)  # the study's logging/evaluation knobs are not part of the recipe
     (RECIPES / "cpu-pretrain.yaml").write_text(
         "# CPU-scale pre-training of the FNO-gap study (demo DPOT, 3 padded channels, kappa 0.02). Its corpus:\n"
         "#   dpot generate ns2d_vorticity --param nu=1e-3 --name ns2d_nu1e-3 --res 32 --frames 30 --n 32 --out DIR\n"
         "#   (the same with nu=1e-4 / ns2d_nu1e-4, and diffusion_reaction_2d --param dt=0.2), then\n"
         "#   dpot pretrain --config studies/recipes/cpu-pretrain.yaml --out RUN data.root=DIR\n"
+        "# and fine-tune with the packaged preset: dpot finetune --config new_family --from RUN/checkpoint ...\n"
         + yaml.safe_dump(pre, sort_keys=False)
-    )
-    (RECIPES / "cpu-finetune.yaml").write_text(
-        head + "#   dpot finetune --config studies/recipes/cpu-finetune.yaml --from RUN/checkpoint --data DIR/<set> "
-        "--out FT train.max_steps=N data.n_trajectories=8\n" + yaml.safe_dump(ft, sort_keys=False)
     )
 
 
@@ -1623,8 +1603,9 @@ def _part4(res: dict[str, Any], meta: dict[str, Any], s: Scale, scale: str) -> l
         + ("; ".join(rec["why"]) or "no change beat the reference")
         + ". Overrides: `"
         + " ".join(rec["overrides"])
-        + "`. Files: `studies/recipes/cpu-pretrain.yaml` (the study's pre-training) "
-        "and `studies/recipes/cpu-finetune.yaml` (fine-tuning with the overrides).",
+        + "`. They ship as the packaged fine-tuning preset `new_family` (`dpot finetune --config new_family "
+        "--from CKPT --data DIR/<set> --out FT`; docs/downstream.md); the study's pre-training is "
+        "`studies/recipes/cpu-pretrain.yaml`.",
         "",
         "**Backbone**, chosen next on the validation splits of all three families (seed 0; the geometric mean of "
         "the three validation rollout errors): the same settings fine-tune "

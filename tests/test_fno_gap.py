@@ -98,3 +98,15 @@ def test_channel_placement_copy_permutes_fields_and_names(tmp_path):
     with h5py.File(dst / "test.h5", "r") as f:
         assert np.array_equal(f["fields"][...], x[..., ::-1])
         assert list(f.attrs["channels"]) == ["v", "u", "h"] and f.attrs["name"] == "src_210"
+
+
+def test_packaged_new_family_preset_is_the_studys_recipe():
+    from dpot.training.finetune import load_finetune_config
+
+    rec = json.loads((ROOT / "docs" / "results" / "fno_gap.json").read_text())["meta"]["recipe"]
+    cfg = load_finetune_config("new_family")
+    for override in rec["overrides"]:  # each value as the config loader reads it
+        section, name = override.split("=", 1)[0].split(".")
+        wanted = getattr(getattr(load_finetune_config(None, [override]), section), name)
+        assert getattr(getattr(cfg, section), name) == wanted, override
+    assert cfg.finetune.channels == "reinit" and cfg.data.n_trajectories == 8  # the study's setting
