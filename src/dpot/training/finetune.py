@@ -67,7 +67,7 @@ def resolve_channels(mode: str, task: TaskShape, trained: list[dict[str, Any]] |
     if not trained:
         return "auto", f"channels auto: padded as is (the checkpoint records no pre-training data to check {what})"
     for d in trained:
-        if d.get("pde") == task.pde and tuple(d.get("channels") or ()) == task.fields:
+        if d.get("pde", task.pde) == task.pde and tuple(d.get("channels") or ()) == task.fields:  # older: no pde
             return "auto", f"channels auto: padded as is ({what} are the fields of pre-training dataset {d['name']})"
     seen = "; ".join(sorted({f"{d.get('pde')} [{', '.join(d.get('channels') or ())}]" for d in trained}))
     return "reinit", (
