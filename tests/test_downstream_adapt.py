@@ -54,6 +54,32 @@ def test_widen_keeps_pretrained_channels_and_reinit_replaces_heads():
     assert re_model.config.in_channels == 3
 
 
+def test_auto_channels_reinit_the_heads_for_fields_the_checkpoint_never_trained():
+    """`auto` keeps a 3-channel checkpoint's embedding and head for a pre-training dataset's fields, and starts
+    them new for other fields (3-channel shallow water after 1-channel NS and 2-channel diffusion-reaction:
+    kept, the rollout diverged, docs/downstream.md)."""
+    src = small(in_channels=3, out_channels=3, channel_mask=True)
+    with torch.no_grad():
+        src.patch_embed.mask_proj.fill_(0.5)  # as if trained
+    trained = [
+        {"name": "ns", "pde": "ns2d_vorticity", "channels": ["w"]},
+        {"name": "dr", "pde": "diffusion_reaction", "channels": ["u", "v"]},
+    ]
+    sw = TaskShape("sw", 2, (16, 16), 3, 4, False, "shallow_water", ("h", "u", "v"))
+    model, log = adapt_model(src, sw, FinetuneConfig(), trained)
+    assert "channels auto -> reinit" in log[0] and "shallow_water [h, u, v]" in log[0]
+    assert torch.equal(model.blocks[0].filter.w1, src.blocks[0].filter.w1)
+    for name in ("patch_embed.proj.0.weight", "patch_embed.mask_proj", "out_layer.4.weight"):
+        assert not torch.equal(model.state_dict()[name], src.state_dict()[name]), name
+    for task in (
+        TaskShape("dr2", 2, (16, 16), 2, 4, False, "diffusion_reaction", ("u", "v")),
+        TaskShape("sw", 2, (16, 16), 3, 4, False, "shallow_water", ("h", "u", "v")),
+    ):
+        kept, log = adapt_model(src, task, FinetuneConfig(), trained if task.name == "dr2" else None)
+        assert log[0].startswith("channels auto: padded as is") and kept.config.in_channels == 3
+        assert all(torch.equal(v, src.state_dict()[k]) for k, v in kept.state_dict().items())
+
+
 def test_resolution_and_time_adaptation():
     src = small()
     task = TaskShape(name="t", ndim=2, grid=(32, 32), channels=2, t_in=1, steady=True)

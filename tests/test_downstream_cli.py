@@ -193,6 +193,22 @@ def test_steady_and_3d_finetune(tiny, run, tmp_path):
     assert json.loads((tmp_path / "darcy_2d" / "checkpoint" / "config.json").read_text())["model"]["in_timesteps"] == 1
 
 
+def test_auto_channels_follow_the_checkpoints_fields(tiny, run, tmp_path):
+    """Default `finetune.channels=auto`: a dataset of fields the checkpoint never trained on (Darcy, after NS and
+    diffusion-reaction) gets a new embedding and head; NS at another viscosity keeps them, padded."""
+    logs = {}
+    for name in ("darcy_2d", "ns2d_nu1e-5"):
+        argv = ["finetune", "--from", str(run / "checkpoint"), "--data", str(tiny / name), "--out"]
+        argv.append(str(tmp_path / name))
+        assert main([*argv, "train.max_steps=1", "train.batch_size=2", *QUIET]) == 0
+        meta = json.loads((tmp_path / name / "checkpoint" / "config.json").read_text())
+        logs[name] = (meta["model"]["in_channels"], " ".join(meta["finetune"]["adaptation"]))
+    assert logs["darcy_2d"][0] == 1 and "channels auto -> reinit: darcy" in logs["darcy_2d"][1]
+    assert "new (random init): cls_head, out_layer, patch_embed" in logs["darcy_2d"][1]
+    assert logs["ns2d_nu1e-5"][0] == 2 and "padded as is" in logs["ns2d_nu1e-5"][1]
+    assert "pre-training dataset ns2d_nu1e-3" in logs["ns2d_nu1e-5"][1]
+
+
 def test_freeze_and_heads_first(tiny, run, tmp_path):
     from safetensors.torch import load_file
 

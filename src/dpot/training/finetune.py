@@ -2,9 +2,10 @@
 
 `adapt_model` builds the target network for the task (its dimension, grid, channel count, T_in) and fills it by
 `dpot.models.transfer` (what fits is copied, `pos_embed` interpolated, temporal weights resampled, channels
-padded (`auto`, the reference's practice; a wider dataset is refused), widened or re-initialised, 2D -> 3D
-inflated); `training.param_groups` decides what trains at which rate. Every decision is logged and stored in
-the checkpoint. The config is `dpot.training.config.FinetuneConfig`.
+padded, widened or re-initialised, 2D -> 3D inflated); `training.param_groups` decides what trains at which rate.
+`auto` channels (`resolve_channels`) pads when the task's fields are a pre-training dataset's, else re-initialises
+the embedding and head (kept, a head trained on other fields made a rollout diverge: docs/downstream.md).
+Every decision is logged and stored in the checkpoint. The config is `dpot.training.config.FinetuneConfig`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class TaskShape:
     channels: int  # the dataset's own (max of inputs/targets for steady-state data)
     t_in: int
     steady: bool
+    pde: str = ""
+    fields: tuple[str, ...] = ()  # the dataset's channel names
 
 
 def task_shape(dataset_dir: Path, data: FinetuneDataConfig, default_t_in: int) -> TaskShape:
@@ -51,12 +54,33 @@ def task_shape(dataset_dir: Path, data: FinetuneDataConfig, default_t_in: int) -
     grid = tuple(target_shape(res, tuple(split.space_shape)))
     chans = max(split.n_channels, split.targets_shape[-1]) if meta.steady else split.n_channels
     t_in = 1 if meta.steady else int(data.t_in or default_t_in)
-    return TaskShape(meta.name, meta.ndim, grid, chans, t_in, meta.steady)
+    return TaskShape(meta.name, meta.ndim, grid, chans, t_in, meta.steady, meta.pde, tuple(meta.channels))
 
 
-def adapt_model(src: nn.Module | None, task: TaskShape, cfg: FinetuneConfig) -> tuple[nn.Module, list[str]]:
+def resolve_channels(mode: str, task: TaskShape, trained: list[dict[str, Any]] | None) -> tuple[str, str]:
+    """`finetune.channels=auto` -> `auto` (pad, copy every tensor that fits) when the task's fields (pde and
+    channel names) are those of one of the checkpoint's pre-training datasets `trained` (its config.json `data`)
+    or it records none, else `reinit`: its embedding and head learnt other fields. Returns the mode and a log line."""
+    if mode != "auto":
+        return mode, f"channels: {mode} (as set)"
+    what = f"{task.pde} [{', '.join(task.fields)}]"
+    if not trained:
+        return "auto", f"channels auto: padded as is (the checkpoint records no pre-training data to check {what})"
+    for d in trained:
+        if d.get("pde", task.pde) == task.pde and tuple(d.get("channels") or ()) == task.fields:  # older: no pde
+            return "auto", f"channels auto: padded as is ({what} are the fields of pre-training dataset {d['name']})"
+    seen = "; ".join(sorted({f"{d.get('pde')} [{', '.join(d.get('channels') or ())}]" for d in trained}))
+    return "reinit", (
+        f"channels auto -> reinit: {what} of {task.name!r} are none of the checkpoint's pre-training fields "
+        f"({seen}), so the patch embedding and output head start new (finetune.channels=widen keeps them)"
+    )
+
+
+def adapt_model(
+    src: nn.Module | None, task: TaskShape, cfg: FinetuneConfig, trained: list[dict[str, Any]] | None = None
+) -> tuple[nn.Module, list[str]]:
     """Build the network for `task` from checkpoint model `src` (or fresh) per `cfg.model`; return it and
-    the transfer log."""
+    the transfer log. `trained`: the checkpoint's pre-training datasets (config.json `data`), for `auto`."""
     from dpot.models import DPOT
     from dpot.models.config import FNOConfig
     from dpot.models.fno_baseline import FNOBaseline
@@ -100,6 +124,7 @@ def adapt_model(src: nn.Module | None, task: TaskShape, cfg: FinetuneConfig) -> 
             "set finetune.channels=reinit (new embedding and head: for fields other than the checkpoint's) or "
             "finetune.channels=widen (its first channels are the checkpoint's fields, plus new ones)"
         )
+    mode, channel_note = resolve_channels(mode, task, trained) if cfg.model == "pretrained" else (mode, "")
     if mode == "reinit":
         chans = task.channels
     else:
@@ -127,6 +152,7 @@ def adapt_model(src: nn.Module | None, task: TaskShape, cfg: FinetuneConfig) -> 
         log.insert(0, f"{scfg.ndim}D -> {task.ndim}D transfer ({how})")
     if chans != scfg.in_channels:
         log.insert(0, f"channels {scfg.in_channels} -> {chans} ({mode})")
+    log.insert(0, channel_note)
     return model, log
 
 
@@ -190,7 +216,7 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False, stop_at: float | Non
             raise DpotError("no checkpoint to fine-tune: pass --from CKPT (or model=scratch / model=fno)")
         task = task_shape(ddir, cfg.data, src.config.in_timesteps if src is not None else 10)
         torch.manual_seed(cfg.train.seed)
-        model, log = adapt_model(src, task, cfg)
+        model, log = adapt_model(src, task, cfg, src_meta.get("data"))
     if cfg.finetune.method == "lora" and not resume:  # only the adapter trains and is saved
         from dpot.models.lora import attach
 
