@@ -705,7 +705,13 @@ def ablations(s: Scale) -> list[tuple[str, str, str, tuple[str, ...], str]]:
     """(key, group, label, overrides, init) of the ablation on shallow water; init "" = the pre-trained demo."""
     rows = [
         ("base", "reference", "pre-trained, reinit, lr 1e-3 cosine (the curves' setting)", (), ""),
-        ("auto", "channels", "channels=auto (keep the pre-trained embedding/head)", ("finetune.channels=auto",), ""),
+        (
+            "keep",
+            "channels",
+            "channels=widen (keep the pre-trained embedding/head, as `auto` did before it checked the fields)",
+            ("finetune.channels=widen",),
+            "",
+        ),
         ("scratch_p4", "patch", "from scratch, patch 4", ("model=scratch",), ""),
         ("scratch_p2", "patch", "from scratch, patch 2", ("model=scratch",), "stub_p2"),
         ("scratch_p8", "patch", "from scratch, patch 8", ("model=scratch",), "stub_p8"),
