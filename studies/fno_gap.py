@@ -847,32 +847,39 @@ def seed_key(label: str, fam: str, seed: int) -> str:
 STEP_GRAIN = 50  # CPU-matched step counts are rounded to this
 
 
-def recipe_steps(s: Scale, results: dict[str, Any]) -> dict[str, int]:
+def recipe_steps(s: Scale, results: dict[str, Any], frozen: Path | None = None) -> dict[str, int]:
     """Optimiser steps of each recipe contender for the same training CPU time as the patch-4 DPOT's budget,
     from measured CPU per step on shallow water: the recipe runs' own once they exist (so a first estimate is
-    corrected by one rerun), else the curves (FNO) and the from-scratch patch-2/patch-4 ablation rows."""
+    corrected by one rerun), else the curves (FNO) and the from-scratch patch-2/patch-4 ablation rows. Counts
+    from the recipe runs' own costs are stored in `frozen` and reused, so later calls do not chase noise."""
+    if frozen is not None and frozen.is_file():
+        return json.loads(frozen.read_text())
 
-    def scaled(num: str, den: str, fallback: tuple[str, str]) -> int:
+    def scaled(num: str, den: str, fallback: tuple[str, str]) -> tuple[int, bool]:
         a, b = results.get(num), results.get(den)
-        if not a or not b:
+        own = bool(a and b)
+        if not own:
             a, b = results.get(fallback[0]), results.get(fallback[1])
         ratio = a["cpu_per_step"] / b["cpu_per_step"] if a and b else 1.0
-        return max(STEP_GRAIN, round(s.curve_steps * ratio / STEP_GRAIN) * STEP_GRAIN)
+        return max(STEP_GRAIN, round(s.curve_steps * ratio / STEP_GRAIN) * STEP_GRAIN), own
 
     p4 = f"curve_{SW}_recipe"
-    fno = scaled(p4, f"curve_{SW}_{RECIPE_FNO}", (f"curve_{SW}_dpot_pre", f"curve_{SW}_fno_eq"))
-    p2 = scaled(p4, f"curve_{SW}_recipe_p2", ("abl_scratch_p4", "abl_scratch_p2"))
-    return {"recipe": s.curve_steps, "recipe_pn": s.curve_steps, "recipe_p2": p2, RECIPE_FNO: fno}
+    fno, own_f = scaled(p4, f"curve_{SW}_{RECIPE_FNO}", (f"curve_{SW}_dpot_pre", f"curve_{SW}_fno_eq"))
+    p2, own_p = scaled(p4, f"curve_{SW}_recipe_p2", ("abl_scratch_p4", "abl_scratch_p2"))
+    steps = {"recipe": s.curve_steps, "recipe_pn": s.curve_steps, "recipe_p2": p2, RECIPE_FNO: fno}
+    if frozen is not None and own_f and own_p:
+        frozen.write_text(json.dumps(steps))
+    return steps
 
 
 RECIPE_COST_KEYS = tuple(f"curve_{SW}_{k}" for k in ("recipe", "recipe_p2", RECIPE_FNO))
 
 
-def recipe_jobs(s: Scale, recipe: dict[str, Any], results: dict[str, Any]) -> list[FT]:
+def recipe_jobs(s: Scale, recipe: dict[str, Any], results: dict[str, Any], frozen: Path) -> list[FT]:
     """Per family and training seed: pre-trained DPOT with the recipe on each backbone (seed 0 also scored on
     val, where the backbone is chosen), and the equal-parameter FNO with the same data/optimiser/noise
     overrides, each with its own full schedule in the same training CPU time (`recipe_steps`)."""
-    steps = recipe_steps(s, results)
+    steps = recipe_steps(s, results, frozen)
     over = tuple(recipe["overrides"])
     shared = tuple(o for o in over if not o.startswith("finetune."))
     jobs = []
@@ -925,32 +932,28 @@ def choose_recipe(results: dict[str, Any], s: Scale) -> dict[str, Any] | None:
     return {"overrides": chosen, "why": why}
 
 
-LONG = 5  # the longer budget of part 4: this many times the curves' budget
+LONGS = (5, 10)  # the longer budgets of part 4: these many times the curves' budget
 
 
-def long_jobs(s: Scale, recipe: dict[str, Any], backbone: str, results: dict[str, Any]) -> list[FT]:
-    """The chosen recipe DPOT and the recipe FNO again with LONG times the budget (seed 0): does more
-    fine-tuning close the gap?"""
-    steps = recipe_steps(s, results)
+def long_key(k: int, fam: str, label: str) -> str:
+    return f"long{k}_{fam}_{label}"
+
+
+def long_jobs(s: Scale, recipe: dict[str, Any], backbone: str, steps: dict[str, int]) -> list[FT]:
+    """The chosen recipe DPOT and the recipe FNO again with LONGS times the budget (seed 0, each its own full
+    schedule): does more fine-tuning close the gap?"""
     over = tuple(recipe["overrides"])
     shared = tuple(o for o in over if not o.startswith("finetune."))
-    every = s.curve_every * LONG
+    init = RECIPE_BACKBONES[backbone][0]
     jobs = []
-    for fam in FAMILIES:
-        init = RECIPE_BACKBONES[backbone][0]
-        jobs += [
-            FT(f"long_{fam}_{backbone}", fam, "pretrained", init, s.n_curve, steps[backbone] * LONG, every, over),
-            FT(
-                f"long_{fam}_{RECIPE_FNO}",
-                fam,
-                "fno",
-                "",
-                s.n_curve,
-                steps[RECIPE_FNO] * LONG,
-                every,
-                (f"fno.width={FNO_EQ_WIDTH}", *shared),
-            ),
-        ]
+    for k in LONGS:
+        every = s.curve_every * k
+        for fam in FAMILIES:
+            fno_over = (f"fno.width={FNO_EQ_WIDTH}", *shared)
+            jobs += [
+                FT(long_key(k, fam, backbone), fam, "pretrained", init, s.n_curve, steps[backbone] * k, every, over),
+                FT(long_key(k, fam, RECIPE_FNO), fam, "fno", "", s.n_curve, steps[RECIPE_FNO] * k, every, fno_over),
+            ]
     return jobs
 
 
@@ -972,11 +975,11 @@ def grid_backbone(backbone: str) -> tuple[str, dict[str, Any], tuple[str, ...]]:
     return "pre_demo", {}, ()
 
 
-def grid_jobs(s: Scale, recipe: dict[str, Any], backbone: str, results: dict[str, Any]) -> list[FT]:
+def grid_jobs(s: Scale, recipe: dict[str, Any], backbone: str, steps: dict[str, int]) -> list[FT]:
     """Shallow water on the finer grid, n trajectories as in part 4: the recipe DPOT from the finer pre-training,
     the same DPOT from scratch and the equal-parameter FNO with the recipe's settings and CPU-time-matched steps
     (the CPU-per-step ratio of the coarse grid), each with training seeds 0, 1, 2."""
-    fno_steps = recipe_steps(s, results)[RECIPE_FNO]
+    fno_steps = steps[RECIPE_FNO]
     over = tuple(recipe["overrides"])
     shared = tuple(o for o in over if not o.startswith("finetune."))
     init = grid_backbone(backbone)[0]
@@ -1077,11 +1080,13 @@ class Study:
         recipe = choose_recipe(self.results, s)
         if recipe is not None and "recipe" in parts:
             save_recipe(self.work)
-            self.run_all(self.ft(recipe_jobs(s, recipe, {**self.on_disk(RECIPE_COST_KEYS), **self.results})))
+            frozen = self.work / "recipe_steps.json"
+            self.run_all(self.ft(recipe_jobs(s, recipe, {**self.on_disk(RECIPE_COST_KEYS), **self.results}, frozen)))
+            steps = recipe_steps(s, self.results, frozen)
             if (backbone := chosen_backbone(self.results)) is not None:
-                self.run_all(self.ft(long_jobs(s, recipe, backbone, self.results)))
+                self.run_all(self.ft(long_jobs(s, recipe, backbone, steps)))
                 if "grid" in parts:
-                    self.grid(recipe, backbone)
+                    self.grid(recipe, backbone, steps)
         self.run_all(
             self.ft(
                 [
@@ -1099,7 +1104,7 @@ class Study:
         paths = {k: self.work / "results" / f"{k}.json" for k in keys}
         return {k: json.loads(p.read_text()) for k, p in paths.items() if p.is_file()}
 
-    def grid(self, recipe: dict[str, Any], backbone: str) -> None:
+    def grid(self, recipe: dict[str, Any], backbone: str, steps: dict[str, int]) -> None:
         """Part 6 in WORK/grid<res>: the pre-training corpus and shallow water on the finer grid, the chosen
         backbone pre-trained there, then `grid_jobs`."""
         s, g = self.s, grid_scale(self.s)
@@ -1108,7 +1113,7 @@ class Study:
         write_configs(r.work, g)
         init, options, overrides = grid_backbone(backbone)
         self.run_all([(f"grid_{init}", lambda: pretrain(r, g, init, options, g.pre_steps, overrides))])
-        self.run_all([(j.key, lambda j=j: finetune(r, g, j)) for j in grid_jobs(s, recipe, backbone, self.results)])
+        self.run_all([(j.key, lambda j=j: finetune(r, g, j)) for j in grid_jobs(s, recipe, backbone, steps)])
 
     def collect(self) -> None:
         """Rebuild the JSON and the page from the result files under WORK (runs only missing cost probes)."""
@@ -1686,45 +1691,43 @@ def _part4(res: dict[str, Any], meta: dict[str, Any], s: Scale, scale: str) -> l
     return L
 
 
+def _long_runs(res: dict[str, Any], b: str, fam: str) -> dict[str, list[dict[str, Any] | None]]:
+    """Seed-0 runs of the chosen DPOT and the recipe FNO on `fam` at 1x and each of LONGS x the budget."""
+    return {
+        label: [res.get(seed_key(label, fam, 0))] + [res.get(long_key(k, fam, label)) for k in LONGS]
+        for label in (b, RECIPE_FNO)
+    }
+
+
 def _long_budget(res: dict[str, Any], b: str | None) -> list[str]:
-    """Part 4's longer-budget check: the chosen recipe DPOT and the recipe FNO at 1x and LONG x the budget."""
-    rows = []
+    """Part 4's longer budgets: the chosen recipe DPOT and the recipe FNO at 1x and LONGS x the budget."""
+    rows, lines = [], []
     for fam in FAMILIES if b else ():
-        d, f = res.get(f"long_{fam}_{b}"), res.get(f"long_{fam}_{RECIPE_FNO}")
-        d1, f1 = res.get(seed_key(b, fam, 0)), res.get(seed_key(RECIPE_FNO, fam, 0))
-        if not d or not f or not d1 or not f1:
+        runs = _long_runs(res, b, fam)
+        if not any(runs[b][1:]):
             continue
-        rows.append(
-            [
-                fam,
-                f"{d['spec']['steps']} / {f['spec']['steps']}",
-                f"{_times(d)[-1]:.0f} / {_times(f)[-1]:.0f}",
-                _f(_test_rollout(d1)),
-                _f(_test_rollout(d)),
-                _f(_test_rollout(f1)),
-                _f(_test_rollout(f)),
-                "DPOT" if _test_rollout(d) < _test_rollout(f) else "FNO",
-            ]
-        )
+        for label, text in ((b, f"DPOT `{b}`"), (RECIPE_FNO, "FNO-eq, recipe")):
+            rows.append(
+                [fam, text] + [f"{_f(_test_rollout(r))} ({_times(r)[-1]:.0f} s)" if r else "–" for r in runs[label]]
+            )
+        ahead = [
+            f"{k}×: {'DPOT' if _test_rollout(d) < _test_rollout(f) else 'FNO'} "
+            f"({_test_rollout(d) / _test_rollout(f):.2f})"
+            for k, d, f in zip((1, *LONGS), runs[b], runs[RECIPE_FNO])
+            if d and f
+        ]
+        lines.append(f"`{fam}`, ahead (DPOT/FNO): " + ", ".join(ahead) + ".")
     if not rows:
         return []
     return [
-        f"**A {LONG}× longer budget** (seed 0, same settings, each contender its own full schedule): test rollout "
-        "L2RE at the budget above (1×) and at {LONG}× it:".replace("{LONG}", str(LONG)),
+        "**Longer budgets** (seed 0, the same settings, each run its own full schedule; test rollout L2RE with the "
+        "run's training CPU seconds): the budget above (1×) and "
+        + ", ".join(f"{k}×" for k in LONGS)
+        + " it, CPU-matched as above:",
         "",
-        _table(
-            [
-                "family",
-                "steps DPOT / FNO",
-                "training CPU s DPOT / FNO",
-                f"`{b}` 1×",
-                f"`{b}` {LONG}×",
-                "FNO 1×",
-                f"FNO {LONG}×",
-                f"ahead at {LONG}×",
-            ],
-            rows,
-        ),
+        _table(["family", "contender", "1×", *(f"{k}×" for k in LONGS)], rows),
+        "",
+        *["- " + x for x in lines],
         "",
     ]
 
@@ -1965,7 +1968,7 @@ def _summary(res: dict[str, Any], meta: dict[str, Any], s: Scale) -> list[str]:
         k
         for k in _all_keys(s)
         if k not in res
-        and not (k.startswith("long_") and not k.endswith((f"_{b}", RECIPE_FNO)))
+        and not (k.startswith("long") and not k.endswith((f"_{b}", RECIPE_FNO)))
         and not (
             k.startswith("grid_") and k.rsplit("_s", 1)[0] not in (f"grid_{b}", "grid_scratch", f"grid_{RECIPE_FNO}")
         )
@@ -2112,16 +2115,17 @@ def _hypotheses(res: dict[str, Any], s: Scale) -> list[str]:
     b = chosen_backbone(res)
     longs = []
     for fam in FAMILIES if b else ():
-        d, f = res.get(f"long_{fam}_{b}"), res.get(f"long_{fam}_{RECIPE_FNO}")
-        d1, f1 = res.get(seed_key(b, fam, 0)), res.get(seed_key(RECIPE_FNO, fam, 0))
-        if d and f and d1 and f1:
+        runs = _long_runs(res, b, fam)
+        pairs = [(k, d, f) for k, d, f in zip((1, *LONGS), runs[b], runs[RECIPE_FNO]) if d and f]
+        if len(pairs) > 1:
             longs.append(
-                f"`{fam}` DPOT {_f(_test_rollout(d1))} → {_f(_test_rollout(d))}, FNO {_f(_test_rollout(f1))} → "
-                f"{_f(_test_rollout(f))}"
+                f"`{fam}` " + ", ".join(f"{k}× {_test_rollout(d) / _test_rollout(f):.2f}" for k, d, f in pairs)
             )
     if longs:
         out.append(
-            f"- *Too few fine-tuning steps.* {LONG}× the budget (seed 0, 1× → {LONG}×): " + "; ".join(longs) + "."
+            "- *Too few fine-tuning steps.* DPOT/FNO error ratio as the budget grows (seed 0, part 4): "
+            + "; ".join(longs)
+            + "."
         )
     d2, f2 = _recipe_seeds(res, "recipe_p2", SW), _recipe_seeds(res, RECIPE_FNO, SW)
     if d2 and f2:
@@ -2167,7 +2171,7 @@ def _all_keys(s: Scale) -> list[str]:
     for fam in FAMILIES:
         keys += [j.key for j in curve_jobs(s, fam, ("dpot_pre", "fno", "fno_eq", "dpot_scratch", "dpot_l_pre"))]
     keys += [seed_key(c, fam, k) for k in RECIPE_SEEDS for fam in FAMILIES for c in (*RECIPE_BACKBONES, RECIPE_FNO)]
-    keys += [f"long_{fam}_{c}" for fam in FAMILIES for c in (*RECIPE_BACKBONES, RECIPE_FNO)]
+    keys += [long_key(k, fam, c) for k in LONGS for fam in FAMILIES for c in (*RECIPE_BACKBONES, RECIPE_FNO)]
     keys += [f"grid_{c}_s{k}" for k in GRID_SEEDS for c in (*RECIPE_BACKBONES, "scratch", RECIPE_FNO)]
     return keys + [j.key for j in shot_jobs(s)] + [j.key for j in seed_jobs(s)]
 
