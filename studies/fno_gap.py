@@ -2132,7 +2132,16 @@ def _hypotheses(res: dict[str, Any], s: Scale) -> list[str]:
         out.append(
             f"- *A coarse token grid* ({s.res // 4}×{s.res // 4} tokens at patch 4). Pre-trained at patch 2 "
             f"({s.res // 2}×{s.res // 2} tokens) and fine-tuned with the recipe for the same CPU time, DPOT scores "
-            f"{_ms(d2)} on `{SW}` against the FNO's {_ms(f2)} (part 4); on a {grid_scale(s).res}² grid, part 6."
+            f"{_ms(d2)} on `{SW}` against the FNO's {_ms(f2)} (part 4)."
+        )
+    gd, gf = (_grid_seeds(res, b), _grid_seeds(res, RECIPE_FNO)) if b else ([], [])
+    if gd and gf and out and out[-1].startswith("- *A coarse token grid*"):
+        g = grid_scale(s).res
+        out[-1] += (
+            f" With data on a {g}² grid instead (patch 4: {g // 4}×{g // 4} tokens, part 6) DPOT scores {_ms(gd)} "
+            f"against the FNO's {_ms(gf)}: a finer token grid alone does not close the gap at this budget."
+            if statistics.fmean(gd) > statistics.fmean(gf)
+            else f" With data on a {g}² grid (part 6) DPOT scores {_ms(gd)} against the FNO's {_ms(gf)}."
         )
     z = res.get("zs_pre_demo")
     if z:
