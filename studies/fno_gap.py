@@ -1220,6 +1220,16 @@ def _run_cmd(scale: str, part: str = "") -> str:
     return f"`python studies/fno_gap.py --scale {scale}{part}`"
 
 
+def _cpu_total(x: Any) -> float:
+    """CPU seconds of every `dpot` process behind the results (each result's `cpu_s` fields and cost probes)."""
+    if isinstance(x, dict):
+        own = sum(float(v) for k, v in x.items() if k in ("cpu_s", "eval_overhead_cpu") and isinstance(v, int | float))
+        return own + sum(_cpu_total(v) for k, v in x.items() if isinstance(v, dict | list))
+    if isinstance(x, list):
+        return sum(_cpu_total(v) for v in x)
+    return 0.0
+
+
 def write_report(payload: dict[str, Any], page: Path = PAGE, plots_dir: Path = RESULTS) -> str:
     """docs/fno-gap.md and its plots from the study's JSON (also used by --report-only); returns the page."""
     meta, res = payload["meta"], payload["results"]
@@ -1228,6 +1238,7 @@ def write_report(payload: dict[str, Any], page: Path = PAGE, plots_dir: Path = R
     plots = Plots(plots_dir)
     L: list[str] = []
     wall = sum(c["wall_s"] for c in meta["calls"])
+    cpu = _cpu_total(res)
     loads = ", ".join(f"{c['load_start']:.1f}→{c['load_now']:.1f}" for c in meta["calls"])
     L += [
         "# Why small DPOT trails the FNO on held-out families",
@@ -1239,7 +1250,10 @@ def write_report(payload: dict[str, Any], page: Path = PAGE, plots_dir: Path = R
         "",
         f"**This run:** scale `{scale}`, {meta['date']}, {meta['machine']} — a 2-core AMD EPYC CPU VM that was "
         f"**shared with other jobs during this run** (load average at start→end of each call: {loads}); "
-        f"{len(meta['calls'])} call(s), {wall / 60:.0f} min wall in all; every training process ran "
+        f"{len(meta['calls'])} call(s), {wall / 60:.0f} min wall in all (calls overlapped or were stopped and "
+        "continued while the study grew); the training and evaluation runs behind this page took "
+        f"{cpu / 60:.0f} CPU-minutes (data generation not counted), about {cpu / 120:.0f} min of wall time on 2 "
+        "idle cores; every training process ran "
         "niced with one torch thread, at most 2 training processes at a time. Wall-clock comparisons therefore "
         "use each process's "
         "own CPU time (user+system, from the kernel), which a shared machine inflates far less than wall time; "
