@@ -55,7 +55,10 @@ def demo_markdown(
             else f"- Fine-tuning budget: the same {ft['DPOT fine-tuned']['planned_steps']} steps for each of the three"
         )
         + f", batch {s['plan']['finetune_batch']}, the first {s['plan']['n_trajectories']} training trajectories "
-        f"of `{holdout}`, lr {s['plan']['finetune_lr']}, input noise κ={s['plan']['finetune_noise']} (rms).",
+        f"of `{holdout}`, lr {s['plan']['finetune_lr']}, input noise κ={s['plan']['finetune_noise']} (rms)"
+        + (
+            ", channels standardised with the train split's statistics." if s["plan"].get("finetune_normalize") else "."
+        ),
         "- Evaluation: auto-regressive rollout from the first T_in frames of every test trajectory, at the "
         "native grid; L2RE = the paper's relative L2 over the whole rollout (per channel, averaged).",
         "",

@@ -125,6 +125,7 @@ def _finetune_cfg(
         f"train.batch_size={plan.finetune_batch}",
         f"optim.lr={plan.finetune_lr}",
         f"train.noise={plan.finetune_noise}",
+        f"data.normalize={'true' if plan.finetune_normalize else 'false'}",
         "train.noise_mode=rms",
         "finetune.channels=widen",
         f"fno.modes={plan.fno.modes}",
