@@ -932,7 +932,8 @@ def choose_recipe(results: dict[str, Any], s: Scale) -> dict[str, Any] | None:
     return {"overrides": chosen, "why": why}
 
 
-LONGS = (5, 10)  # the longer budgets of part 4: these many times the curves' budget
+LONGS = (5, 10, 20)  # the longer budgets of part 4: these many times the curves' budget
+LONG_FAMILIES = {20: (SW,)}  # budgets run on fewer families (the rest: all three)
 
 
 def long_key(k: int, fam: str, label: str) -> str:
@@ -948,7 +949,7 @@ def long_jobs(s: Scale, recipe: dict[str, Any], backbone: str, steps: dict[str, 
     jobs = []
     for k in LONGS:
         every = s.curve_every * k
-        for fam in FAMILIES:
+        for fam in LONG_FAMILIES.get(k, FAMILIES):
             fno_over = (f"fno.width={FNO_EQ_WIDTH}", *shared)
             jobs += [
                 FT(long_key(k, fam, backbone), fam, "pretrained", init, s.n_curve, steps[backbone] * k, every, over),
@@ -2194,7 +2195,12 @@ def _all_keys(s: Scale) -> list[str]:
     for fam in FAMILIES:
         keys += [j.key for j in curve_jobs(s, fam, ("dpot_pre", "fno", "fno_eq", "dpot_scratch", "dpot_l_pre"))]
     keys += [seed_key(c, fam, k) for k in RECIPE_SEEDS for fam in FAMILIES for c in (*RECIPE_BACKBONES, RECIPE_FNO)]
-    keys += [long_key(k, fam, c) for k in LONGS for fam in FAMILIES for c in (*RECIPE_BACKBONES, RECIPE_FNO)]
+    keys += [
+        long_key(k, fam, c)
+        for k in LONGS
+        for fam in LONG_FAMILIES.get(k, FAMILIES)
+        for c in (*RECIPE_BACKBONES, RECIPE_FNO)
+    ]
     keys += [f"grid_{c}_s{k}" for k in GRID_SEEDS for c in (*RECIPE_BACKBONES, "scratch", RECIPE_FNO)]
     return keys + [j.key for j in shot_jobs(s)] + [j.key for j in seed_jobs(s)]
 
