@@ -934,10 +934,11 @@ def choose_recipe(results: dict[str, Any], s: Scale) -> dict[str, Any] | None:
 
 LONGS = (5, 10, 20)  # the longer budgets of part 4: these many times the curves' budget
 LONG_FAMILIES = {20: (SW,)}  # budgets run on fewer families (the rest: all three)
+LONG_SEEDS = {20: EXTRA_SEEDS}  # budgets also run with these training seeds (final scores only)
 
 
-def long_key(k: int, fam: str, label: str) -> str:
-    return f"long{k}_{fam}_{label}"
+def long_key(k: int, fam: str, label: str, seed: int = 0) -> str:
+    return f"long{k}_{fam}_{label}" if seed == 0 else f"long{k}_seed{seed}_{fam}_{label}"
 
 
 def long_jobs(s: Scale, recipe: dict[str, Any], backbone: str, steps: dict[str, int]) -> list[FT]:
@@ -955,6 +956,30 @@ def long_jobs(s: Scale, recipe: dict[str, Any], backbone: str, steps: dict[str, 
                 FT(long_key(k, fam, backbone), fam, "pretrained", init, s.n_curve, steps[backbone] * k, every, over),
                 FT(long_key(k, fam, RECIPE_FNO), fam, "fno", "", s.n_curve, steps[RECIPE_FNO] * k, every, fno_over),
             ]
+            for seed in LONG_SEEDS.get(k, ()):
+                extra = (f"train.seed={seed}",)
+                jobs += [
+                    FT(
+                        long_key(k, fam, backbone, seed),
+                        fam,
+                        "pretrained",
+                        init,
+                        s.n_curve,
+                        steps[backbone] * k,
+                        0,
+                        (*over, *extra),
+                    ),
+                    FT(
+                        long_key(k, fam, RECIPE_FNO, seed),
+                        fam,
+                        "fno",
+                        "",
+                        s.n_curve,
+                        steps[RECIPE_FNO] * k,
+                        0,
+                        (*fno_over, *extra),
+                    ),
+                ]
     return jobs
 
 
@@ -1714,6 +1739,26 @@ def _long_runs(res: dict[str, Any], b: str, fam: str) -> dict[str, list[dict[str
     }
 
 
+def _long_seed_lines(res: dict[str, Any], b: str, fam: str) -> list[str]:
+    """Mean ± std over training seeds at the budgets of LONG_SEEDS, and whether the ordering is beyond the spread."""
+    out = []
+    for k, seeds in LONG_SEEDS.items():
+        if fam not in LONG_FAMILIES.get(k, FAMILIES):
+            continue
+        d, f = (
+            [_test_rollout(r) for r in (res.get(long_key(k, fam, c, sd)) for sd in (0, *seeds)) if r]
+            for c in (b, RECIPE_FNO)
+        )
+        if len(d) > 1 and len(f) > 1:
+            md, mf = statistics.fmean(d), statistics.fmean(f)
+            clear = abs(md - mf) > max(statistics.stdev(d), statistics.stdev(f))
+            out.append(
+                f"`{fam}` at {k}× over seeds {', '.join(map(str, (0, *seeds)))}: DPOT {_ms(d)} vs FNO {_ms(f)} "
+                f"({'DPOT' if md < mf else 'FNO'} ahead, {'beyond' if clear else 'within'} the seed spread)."
+            )
+    return out
+
+
 def _long_budget(res: dict[str, Any], b: str | None) -> list[str]:
     """Part 4's longer budgets: the chosen recipe DPOT and the recipe FNO at 1x and LONGS x the budget."""
     rows, lines = [], []
@@ -1732,6 +1777,7 @@ def _long_budget(res: dict[str, Any], b: str | None) -> list[str]:
             if d and f
         ]
         lines.append(f"`{fam}`, ahead (DPOT/FNO): " + ", ".join(ahead) + ".")
+        lines += _long_seed_lines(res, b, fam)
     if not rows:
         return []
     return [
@@ -2137,10 +2183,12 @@ def _hypotheses(res: dict[str, Any], s: Scale) -> list[str]:
                 f"`{fam}` " + ", ".join(f"{k}× {_test_rollout(d) / _test_rollout(f):.2f}" for k, d, f in pairs)
             )
     if longs:
+        seeded = [x for fam in FAMILIES for x in _long_seed_lines(res, b, fam)]
         out.append(
             "- *Too few fine-tuning steps.* DPOT/FNO error ratio as the budget grows (seed 0, part 4): "
             + "; ".join(longs)
             + "."
+            + "".join(" " + x[0].upper() + x[1:] for x in seeded)
         )
     d2, f2 = _recipe_seeds(res, "recipe_p2", SW), _recipe_seeds(res, RECIPE_FNO, SW)
     if d2 and f2:
@@ -2196,10 +2244,11 @@ def _all_keys(s: Scale) -> list[str]:
         keys += [j.key for j in curve_jobs(s, fam, ("dpot_pre", "fno", "fno_eq", "dpot_scratch", "dpot_l_pre"))]
     keys += [seed_key(c, fam, k) for k in RECIPE_SEEDS for fam in FAMILIES for c in (*RECIPE_BACKBONES, RECIPE_FNO)]
     keys += [
-        long_key(k, fam, c)
+        long_key(k, fam, c, seed)
         for k in LONGS
         for fam in LONG_FAMILIES.get(k, FAMILIES)
         for c in (*RECIPE_BACKBONES, RECIPE_FNO)
+        for seed in (0, *LONG_SEEDS.get(k, ()))
     ]
     keys += [f"grid_{c}_s{k}" for k in GRID_SEEDS for c in (*RECIPE_BACKBONES, "scratch", RECIPE_FNO)]
     return keys + [j.key for j in shot_jobs(s)] + [j.key for j in seed_jobs(s)]
