@@ -1608,7 +1608,11 @@ def _recipe_seeds(res: dict[str, Any], label: str, fam: str) -> list[float]:
 
 
 def _ms(v: list[float]) -> str:
-    return "–" if not v else f"{statistics.fmean(v):.3f}" + (f" ± {statistics.stdev(v):.3f}" if len(v) > 1 else "")
+    """Mean ± sample std, to 3 decimals (5 below 0.01, so near-equal small errors stay distinguishable)."""
+    if not v:
+        return "–"
+    nd = 3 if statistics.fmean(v) >= 0.01 else 5
+    return f"{statistics.fmean(v):.{nd}f}" + (f" ± {statistics.stdev(v):.{nd}f}" if len(v) > 1 else "")
 
 
 def _backbone_val(res: dict[str, Any], label: str) -> float | None:
