@@ -875,13 +875,18 @@ def recipe_steps(s: Scale, results: dict[str, Any], frozen: Path | None = None) 
 RECIPE_COST_KEYS = tuple(f"curve_{SW}_{k}" for k in ("recipe", "recipe_p2", RECIPE_FNO))
 
 
+def recipe_overrides(recipe: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The recipe's overrides for a pre-trained DPOT, and the part that applies to any model (no `finetune.*`)."""
+    over = tuple(recipe["overrides"])
+    return over, tuple(o for o in over if not o.startswith("finetune."))
+
+
 def recipe_jobs(s: Scale, recipe: dict[str, Any], results: dict[str, Any], frozen: Path) -> list[FT]:
     """Per family and training seed: pre-trained DPOT with the recipe on each backbone (seed 0 also scored on
     val, where the backbone is chosen), and the equal-parameter FNO with the same data/optimiser/noise
     overrides, each with its own full schedule in the same training CPU time (`recipe_steps`)."""
     steps = recipe_steps(s, results, frozen)
-    over = tuple(recipe["overrides"])
-    shared = tuple(o for o in over if not o.startswith("finetune."))
+    over, shared = recipe_overrides(recipe)
     jobs = []
     for seed in RECIPE_SEEDS:
         extra = () if seed == 0 else (f"train.seed={seed}",)
@@ -944,8 +949,7 @@ def long_key(k: int, fam: str, label: str, seed: int = 0) -> str:
 def long_jobs(s: Scale, recipe: dict[str, Any], backbone: str, steps: dict[str, int]) -> list[FT]:
     """The chosen recipe DPOT and the recipe FNO again with LONGS times the budget (seed 0, each its own full
     schedule): does more fine-tuning close the gap?"""
-    over = tuple(recipe["overrides"])
-    shared = tuple(o for o in over if not o.startswith("finetune."))
+    over, shared = recipe_overrides(recipe)
     init = RECIPE_BACKBONES[backbone][0]
     jobs = []
     for k in LONGS:
@@ -1006,8 +1010,7 @@ def grid_jobs(s: Scale, recipe: dict[str, Any], backbone: str, steps: dict[str, 
     the same DPOT from scratch and the equal-parameter FNO with the recipe's settings and CPU-time-matched steps
     (the CPU-per-step ratio of the coarse grid), each with training seeds 0, 1, 2."""
     fno_steps = steps[RECIPE_FNO]
-    over = tuple(recipe["overrides"])
-    shared = tuple(o for o in over if not o.startswith("finetune."))
+    over, shared = recipe_overrides(recipe)
     init = grid_backbone(backbone)[0]
     every = s.curve_steps // 4
     jobs = []
